@@ -1,0 +1,225 @@
+#include "engine/checkpoint.hpp"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <fmt/format.h>
+#include <kj/exception.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include "engine/crc32c.hpp"
+#include "schema/checkpoint.capnp.h"
+
+namespace annal::engine {
+namespace {
+
+constexpr std::string_view k_prefix = "checkpoint-";
+constexpr std::string_view k_suffix = ".ckpt";
+
+bool parse_checkpoint_name(const std::string& name, std::uint64_t& sequence) {
+  if (!name.starts_with(k_prefix) || !name.ends_with(k_suffix)) return false;
+  const char* first = name.data() + k_prefix.size();
+  const char* last = name.data() + name.size() - k_suffix.size();
+  auto [ptr, ec] = std::from_chars(first, last, sequence);
+  return ec == std::errc{} && ptr == last;
+}
+
+}  // namespace
+
+std::string checkpoint_name(std::uint64_t sequence) {
+  return fmt::format("{}{:020}{}", k_prefix, sequence, k_suffix);
+}
+
+std::vector<std::byte> encode_checkpoint(partition_id partition, std::uint64_t sequence,
+                                         lsn log_end, node_log_position node_position,
+                                         timestamp_us last_timestamp,
+                                         std::span<const partition_log::segment_info> segments,
+                                         const stream_index& index,
+                                         const event_id_window& recent_ids) {
+  capnp::MallocMessageBuilder message;
+  auto root = message.initRoot<schema::PartitionCheckpoint>();
+  root.setPartition(partition.value());
+  root.setSequence(sequence);
+  root.setLogEnd(log_end.value());
+  root.setNodeLogPosition(node_position.value());
+  root.setLastTimestampUs(last_timestamp);
+  auto bases = root.initSegments(static_cast<unsigned>(segments.size()));
+  auto sizes = root.initSegmentBytes(static_cast<unsigned>(segments.size()));
+  for (unsigned i = 0; i < segments.size(); ++i) {
+    bases.set(i, segments[i].base.value());
+    sizes.set(i, segments[i].bytes);
+  }
+  auto streams = root.initStreams(static_cast<unsigned>(index.size()));
+  for (std::uint32_t i = 0; i < index.size(); ++i) {
+    const auto& e = index.at(i);
+    auto out = streams[i];
+    out.setId(capnp::Text::Reader(e.id.data(), e.id.size()));
+    out.setNextVersion(e.next_version);
+    out.setFirstLocated(e.first_located);
+    auto locations = out.initLocations(static_cast<unsigned>(e.locations.size()));
+    for (unsigned j = 0; j < e.locations.size(); ++j) locations.set(j, e.locations[j]);
+    out.setMaxCount(e.metadata.max_count);
+    out.setMaxAgeSeconds(e.metadata.max_age_seconds);
+    out.setTruncateBefore(e.metadata.truncate_before);
+    out.setDeleted(e.deleted);
+    out.setTombstoned(e.tombstoned);
+    if (e.snapshot) {
+      out.setHasSnapshot(true);
+      out.setSnapshotVersion(e.snapshot->version.value());
+      out.setSnapshotLsn(e.snapshot->record.value());
+    }
+  }
+  auto ids = root.initRecentEventIds(static_cast<unsigned>(recent_ids.size()));
+  unsigned n = 0;
+  recent_ids.for_each([&](const event_id& id, const event_id_window::entry& where) {
+    auto out = ids[n++];
+    out.setId(capnp::Data::Reader(id.data(), id.size()));
+    out.setStream(where.stream);
+    out.setVersion(where.version);
+  });
+
+  const auto words = capnp::messageToFlatArray(message);
+  const auto payload = words.asBytes();
+  std::vector<std::byte> file(k_checkpoint_header_size + payload.size());
+  std::memcpy(file.data(), k_checkpoint_magic, 8);
+  const std::uint64_t length = payload.size();
+  std::memcpy(file.data() + 16, &length, 8);
+  std::memcpy(file.data() + k_checkpoint_header_size, payload.begin(), payload.size());
+  const std::uint32_t crc = crc32c(std::span<const std::byte>(file).subspan(12));
+  std::memcpy(file.data() + 8, &crc, 4);
+  return file;
+}
+
+result<checkpoint_state> decode_checkpoint(std::span<const std::byte> bytes,
+                                           partition_id partition, const std::string& path) {
+  auto damaged = [&](std::string_view what) {
+    return error{errc::checksum_mismatch, fmt::format("checkpoint {}: {}", path, what)};
+  };
+  if (bytes.size() < k_checkpoint_header_size ||
+      std::memcmp(bytes.data(), k_checkpoint_magic, 8) != 0) {
+    return damaged("bad magic or too short");
+  }
+  std::uint32_t crc;
+  std::uint32_t flags;
+  std::uint64_t length;
+  std::memcpy(&crc, bytes.data() + 8, 4);
+  std::memcpy(&flags, bytes.data() + 12, 4);
+  std::memcpy(&length, bytes.data() + 16, 8);
+  if (flags != 0 || length != bytes.size() - k_checkpoint_header_size || length % 8 != 0) {
+    return damaged("bad header");
+  }
+  if (crc32c(bytes.subspan(12)) != crc) return damaged("checksum mismatch");
+
+  checkpoint_state state;
+  try {
+    capnp::ReaderOptions options;
+    options.traversalLimitInWords = length / 8 * 4 + 1024;
+    const auto payload = bytes.subspan(k_checkpoint_header_size);
+    capnp::FlatArrayMessageReader reader(
+        kj::ArrayPtr<const capnp::word>(reinterpret_cast<const capnp::word*>(payload.data()),
+                                        payload.size() / 8),
+        options);
+    auto root = reader.getRoot<schema::PartitionCheckpoint>();
+    if (root.getPartition() != partition.value()) {
+      return damaged(fmt::format("belongs to partition {}", root.getPartition()));
+    }
+    state.sequence = root.getSequence();
+    state.log_end = lsn{root.getLogEnd()};
+    state.node_position = node_log_position{root.getNodeLogPosition()};
+    state.last_timestamp = root.getLastTimestampUs();
+    auto bases = root.getSegments();
+    auto sizes = root.getSegmentBytes();
+    if (bases.size() != sizes.size()) return damaged("segment lists differ in length");
+    for (unsigned i = 0; i < bases.size(); ++i) {
+      state.segments.push_back({lsn{bases[i]}, sizes[i]});
+    }
+    for (auto in : root.getStreams()) {
+      const auto id = in.getId();
+      auto& e = state.index.get_or_create(std::string_view(id.begin(), id.size()));
+      e.next_version = in.getNextVersion();
+      e.first_located = in.getFirstLocated();
+      auto locations = in.getLocations();
+      e.locations.reserve(locations.size());
+      for (auto l : locations) e.locations.push_back(l);
+      e.metadata.max_count = in.getMaxCount();
+      e.metadata.max_age_seconds = in.getMaxAgeSeconds();
+      e.metadata.truncate_before = in.getTruncateBefore();
+      e.deleted = in.getDeleted();
+      e.tombstoned = in.getTombstoned();
+      if (in.getHasSnapshot()) {
+        e.snapshot = snapshot_ref{stream_version{in.getSnapshotVersion()}, lsn{in.getSnapshotLsn()}};
+      }
+      if (e.first_located + e.locations.size() != e.next_version) {
+        return damaged(fmt::format("stream '{}' has {} locations for versions [{}, {})", e.id,
+                                   e.locations.size(), e.first_located, e.next_version));
+      }
+    }
+    for (auto in : root.getRecentEventIds()) {
+      event_id id{};
+      const auto data = in.getId();
+      if (data.size() != id.size() || in.getStream() >= state.index.size()) {
+        return damaged("bad recent event id");
+      }
+      std::memcpy(id.data(), data.begin(), id.size());
+      state.recent_ids.emplace_back(id, event_id_window::entry{in.getStream(), in.getVersion()});
+    }
+  } catch (const kj::Exception& e) {
+    return damaged(fmt::format("undecodable: {}", e.getDescription().cStr()));
+  }
+  return state;
+}
+
+status store_checkpoint(file_system& fs, const std::string& dir, std::uint64_t sequence,
+                        std::span<const std::byte> bytes) {
+  const std::string final_path = dir + "/" + checkpoint_name(sequence);
+  const std::string temp_path = final_path + ".tmp";
+  if (auto ec = fs.write_file(temp_path, bytes)) return io_failure("write", temp_path, ec);
+  if (auto ec = fs.rename_file(temp_path, final_path)) return io_failure("rename", temp_path, ec);
+
+  std::vector<std::string> names;
+  if (auto ec = fs.list_files(dir, names)) return io_failure("list", dir, ec);
+  std::vector<std::uint64_t> sequences;
+  for (const auto& name : names) {
+    std::uint64_t s;
+    if (parse_checkpoint_name(name, s)) sequences.push_back(s);
+  }
+  std::sort(sequences.begin(), sequences.end());
+  while (sequences.size() > k_checkpoints_kept) {
+    const std::string path = dir + "/" + checkpoint_name(sequences.front());
+    if (auto ec = fs.remove_file(path)) return io_failure("remove", path, ec);
+    sequences.erase(sequences.begin());
+  }
+  return {};
+}
+
+result<std::optional<checkpoint_state>> load_newest_checkpoint(file_system& fs,
+                                                               const std::string& dir,
+                                                               partition_id partition) {
+  std::vector<std::string> names;
+  if (auto ec = fs.list_files(dir, names)) return io_failure("list", dir, ec);
+  std::vector<std::uint64_t> sequences;
+  for (const auto& name : names) {
+    std::uint64_t s;
+    if (parse_checkpoint_name(name, s)) sequences.push_back(s);
+    if (name.ends_with(".ckpt.tmp")) {
+      // An interrupted checkpoint write: never renamed, so never used.
+      (void)fs.remove_file(dir + "/" + name);
+    }
+  }
+  std::sort(sequences.rbegin(), sequences.rend());
+  for (std::uint64_t s : sequences) {
+    const std::string path = dir + "/" + checkpoint_name(s);
+    std::vector<std::byte> bytes;
+    if (auto ec = fs.read_file(path, bytes)) return io_failure("read", path, ec);
+    auto state = decode_checkpoint(bytes, partition, path);
+    if (state) return std::optional<checkpoint_state>(std::move(*state));
+    spdlog::error("partition {}: skipping damaged checkpoint: {}", partition.value(),
+                  state.err().message);
+  }
+  return std::optional<checkpoint_state>{};
+}
+
+}  // namespace annal::engine

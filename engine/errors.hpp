@@ -1,0 +1,102 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "engine/types.hpp"
+
+namespace annal::engine {
+
+// Every failure the engine reports. Stable: the server maps these to wire
+// and HTTP error codes.
+enum class errc {
+  ok = 0,
+  // Append and read semantics.
+  wrong_expected_version = 1,  // error::current_version says what the stream is at
+  stream_not_found,            // the stream never existed or is soft-deleted
+  stream_deleted,              // the stream is tombstoned: never writable again
+  idempotency_conflict,        // some event ids of the batch were written, others differ
+  // Bad input.
+  invalid_stream_id,
+  invalid_event,
+  batch_too_large,
+  invalid_argument,
+  // Storage.
+  checksum_mismatch,  // a record's CRC32C does not match: corruption
+  lsn_gap,            // records are not contiguous: corruption
+  corruption,         // any other structural damage (bad header, undecodable payload)
+  io_error,           // a write, sync or read failed; writes stay refused (sticky)
+  partition_unavailable,  // the partition failed to open; see the open error
+};
+
+const std::error_category& engine_category();
+std::error_code make_error_code(errc e);
+const char* errc_name(errc e);
+
+// A failure with a human-readable message. Messages about storage name the
+// file and byte offset.
+struct error {
+  errc code = errc::ok;
+  std::string message;
+  // For wrong_expected_version: the stream's current version (nullopt: the
+  // stream does not exist).
+  std::optional<stream_version> current_version;
+
+  error() = default;
+  error(errc c, std::string m) : code(c), message(std::move(m)) {}
+};
+
+// A value or an error. Small and movable; the value path never allocates for
+// the error side.
+template <class T>
+class result {
+ public:
+  result(T value) : state_(std::move(value)) {}
+  result(error e) : state_(std::move(e)) {}
+
+  bool ok() const { return state_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+
+  // Requires: ok().
+  T& value() & { return std::get<0>(state_); }
+  const T& value() const& { return std::get<0>(state_); }
+  T&& value() && { return std::get<0>(std::move(state_)); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+
+  // Requires: !ok().
+  const error& err() const { return std::get<1>(state_); }
+  error& err() { return std::get<1>(state_); }
+
+ private:
+  std::variant<T, error> state_;
+};
+
+// result<void>: success or an error.
+struct status {
+  status() = default;
+  status(error e) : error_(std::move(e)) {}
+
+  bool ok() const { return !error_.has_value(); }
+  explicit operator bool() const { return ok(); }
+  // Requires: !ok().
+  const error& err() const { return *error_; }
+
+ private:
+  std::optional<error> error_;
+};
+
+// Formats an I/O failure as "<what> <path>: <strerror>" with errc::io_error.
+error io_failure(std::string_view what, const std::string& path, std::error_code ec);
+
+}  // namespace annal::engine
+
+template <>
+struct std::is_error_code_enum<annal::engine::errc> : std::true_type {};

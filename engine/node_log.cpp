@@ -1,0 +1,170 @@
+#include "engine/node_log.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace annal::engine {
+
+std::string node_log::segment_name(node_log_position base) {
+  return fmt::format("{:020}.wal", base.value());
+}
+
+node_log::node_log(file_system& fs, std::string dir, node_log_options options,
+                   std::uint32_t partition_count)
+    : fs_(fs), dir_(std::move(dir)), options_(options), released_(partition_count, 0) {}
+
+result<std::unique_ptr<node_log>> node_log::open(file_system& fs, std::string dir,
+                                                 node_log_options options,
+                                                 std::vector<segment> existing,
+                                                 node_log_position end,
+                                                 std::uint32_t partition_count) {
+  std::unique_ptr<node_log> log(new node_log(fs, std::move(dir), options, partition_count));
+  if (auto ec = fs.create_directories(log->dir_)) {
+    return io_failure("create directory", log->dir_, ec);
+  }
+  if (existing.empty() || existing.back().base.value() + existing.back().bytes != end.value()) {
+    existing.push_back({end, 0});
+  }
+  const std::string path = log->dir_ + "/" + segment_name(existing.back().base);
+  if (auto ec = fs.open_writable(path, log->writer_)) return io_failure("open", path, ec);
+  // Recovery replayed what it found here; make it durable before new appends
+  // are acknowledged on top of it.
+  if (auto ec = log->writer_->sync()) return io_failure("fdatasync", path, ec);
+  if (auto ec = fs.sync_directory(log->dir_)) return io_failure("fsync directory", log->dir_, ec);
+  log->segments_ = std::move(existing);
+  log->appended_ = end.value();
+  log->durable_.store(end.value(), std::memory_order_release);
+  log->last_fdatasync_ = std::chrono::steady_clock::now();
+  return log;
+}
+
+result<node_log_position> node_log::append(std::span<const std::byte> frame) {
+  std::lock_guard lock(append_mu_);
+  if (failure_) return *failure_;
+  pending_.insert(pending_.end(), frame.begin(), frame.end());
+  appended_ += frame.size();
+  return node_log_position{appended_};
+}
+
+node_log_position node_log::appended_position() const {
+  std::lock_guard lock(append_mu_);
+  return node_log_position{appended_};
+}
+
+bool node_log::has_pending() const {
+  std::lock_guard lock(append_mu_);
+  return !pending_.empty();
+}
+
+std::optional<error> node_log::failure() const {
+  std::lock_guard lock(append_mu_);
+  return failure_;
+}
+
+status node_log::fail_locked(error e) {
+  if (!failure_) {
+    spdlog::error("node log failed, refusing all further writes: {}", e.message);
+    failure_ = e;
+  }
+  return *failure_;
+}
+
+status node_log::write_round(std::span<const std::byte> bytes, std::uint64_t round_start) {
+  segment active;
+  {
+    std::lock_guard lock(segments_mu_);
+    active = segments_.back();
+  }
+  bool new_segment = false;
+  if (active.bytes >= options_.segment_bytes) {
+    // Roll between rounds: a segment may exceed the limit by one round.
+    const node_log_position base{round_start};
+    const std::string path = dir_ + "/" + segment_name(base);
+    std::unique_ptr<writable_file> next;
+    if (auto ec = fs_.open_writable(path, next)) return io_failure("create", path, ec);
+    if (auto ec = writer_->sync()) return io_failure("fdatasync", dir_, ec);
+    writer_ = std::move(next);
+    new_segment = true;
+    std::lock_guard lock(segments_mu_);
+    segments_.push_back({base, 0});
+    active = segments_.back();
+  }
+  const std::string path = dir_ + "/" + segment_name(active.base);
+  if (auto ec = writer_->append(bytes)) return io_failure("write", path, ec);
+  {
+    std::lock_guard lock(segments_mu_);
+    segments_.back().bytes += bytes.size();
+  }
+  const auto now = std::chrono::steady_clock::now();
+  const bool sync_now =
+      options_.mode == fsync_mode::always ||
+      (options_.mode == fsync_mode::interval && now - last_fdatasync_ >= options_.sync_interval);
+  if (sync_now) {
+    if (auto ec = writer_->sync()) return io_failure("fdatasync", path, ec);
+    if (new_segment) {
+      if (auto ec = fs_.sync_directory(dir_)) return io_failure("fsync directory", dir_, ec);
+    }
+    last_fdatasync_ = now;
+  }
+  return {};
+}
+
+result<node_log_position> node_log::sync() {
+  std::lock_guard io_lock(io_mu_);
+  std::uint64_t round_start, round_end;
+  {
+    std::lock_guard lock(append_mu_);
+    if (failure_) return *failure_;
+    writing_.swap(pending_);
+    round_end = appended_;
+    round_start = appended_ - writing_.size();
+  }
+  if (!writing_.empty()) {
+    if (auto s = write_round(writing_, round_start); !s) {
+      std::lock_guard lock(append_mu_);
+      return fail_locked(s.err()).err();
+    }
+    writing_.clear();
+  } else if (options_.mode == fsync_mode::interval &&
+             std::chrono::steady_clock::now() - last_fdatasync_ >= options_.sync_interval &&
+             durable_.load(std::memory_order_relaxed) > 0) {
+    // Nothing new, but an interval sync may still owe the last writes.
+    if (auto ec = writer_->sync()) {
+      std::lock_guard lock(append_mu_);
+      return fail_locked(io_failure("fdatasync", dir_, ec)).err();
+    }
+    last_fdatasync_ = std::chrono::steady_clock::now();
+  }
+  durable_.store(round_end, std::memory_order_release);
+  return node_log_position{round_end};
+}
+
+status node_log::release(partition_id p, node_log_position pos) {
+  std::vector<node_log_position> doomed;
+  {
+    std::lock_guard lock(segments_mu_);
+    auto& released = released_.at(p.value());
+    released = std::max(released, pos.value());
+    const std::uint64_t floor = *std::min_element(released_.begin(), released_.end());
+    // Never the active (last) segment.
+    while (segments_.size() > 1 && segments_[1].base.value() <= floor) {
+      doomed.push_back(segments_.front().base);
+      segments_.erase(segments_.begin());
+    }
+  }
+  for (auto base : doomed) {
+    const std::string path = dir_ + "/" + segment_name(base);
+    spdlog::debug("node log: removing {} (every partition checkpointed past it)", path);
+    if (auto ec = fs_.remove_file(path)) return io_failure("remove", path, ec);
+  }
+  return {};
+}
+
+std::vector<node_log::segment> node_log::segments() const {
+  std::lock_guard lock(segments_mu_);
+  return segments_;
+}
+
+}  // namespace annal::engine

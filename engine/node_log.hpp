@@ -1,0 +1,111 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/errors.hpp"
+#include "engine/file_system.hpp"
+#include "engine/types.hpp"
+
+namespace annal::engine {
+
+enum class fsync_mode {
+  always,    // an append is acknowledged after the fdatasync that covers it
+  interval,  // acknowledged once written; fdatasync at most every sync_interval
+  none,      // acknowledged once written; the OS decides when to write back
+};
+
+struct node_log_options {
+  std::uint64_t segment_bytes = 64u << 20;  // start a new segment past this
+  fsync_mode mode = fsync_mode::always;
+  std::chrono::milliseconds sync_interval{100};
+};
+
+// The node-wide write-ahead log: every partition's records go here, and one
+// fdatasync per round (group commit) makes every record appended before the
+// round durable. Segment files are named by their first node-log position
+// (20 decimal digits + ".wal") and hold whole frames back to back.
+//
+// Thread-safe: partitions append from their own threads while one thread
+// runs sync() rounds. A failed write or fdatasync is sticky: every later
+// append and sync fails with errc::io_error; nothing is retried.
+class node_log {
+ public:
+  struct segment {
+    node_log_position base;
+    std::uint64_t bytes = 0;
+  };
+
+  // Opens for appending at `end` of the last of `existing` segments (as left
+  // by recovery, which truncated any torn tail), or at a new segment starting
+  // at `end` if there are none. Partitions release segments with release().
+  static result<std::unique_ptr<node_log>> open(file_system& fs, std::string dir,
+                                                node_log_options options,
+                                                std::vector<segment> existing,
+                                                node_log_position end,
+                                                std::uint32_t partition_count);
+
+  // Copies one sealed frame into the pending round. Returns the position just
+  // past it: the frame is acknowledged (durable under fsync=always) once
+  // durable_position() >= that position.
+  result<node_log_position> append(std::span<const std::byte> frame);
+
+  // One group-commit round: writes every pending frame and, per the fsync
+  // mode, fdatasyncs. Rounds are serialized; appends continue meanwhile.
+  // Returns the new durable position. Blocking.
+  result<node_log_position> sync();
+
+  // Everything below this position is acknowledged.
+  node_log_position durable_position() const {
+    return node_log_position{durable_.load(std::memory_order_acquire)};
+  }
+  // Position the next appended frame will start at.
+  node_log_position appended_position() const;
+  bool has_pending() const;
+  // The sticky failure, if any.
+  std::optional<error> failure() const;
+
+  // Partition `p` no longer needs records before `pos` (its checkpoint covers
+  // them). Segments that end at or before every partition's released position
+  // are deleted.
+  status release(partition_id p, node_log_position pos);
+
+  std::vector<segment> segments() const;
+  const std::string& directory() const { return dir_; }
+  static std::string segment_name(node_log_position base);
+
+ private:
+  node_log(file_system& fs, std::string dir, node_log_options options,
+           std::uint32_t partition_count);
+  status fail_locked(error e);  // Requires: append_mu_ held.
+  status write_round(std::span<const std::byte> bytes, std::uint64_t round_start);
+
+  file_system& fs_;
+  const std::string dir_;
+  const node_log_options options_;
+
+  mutable std::mutex append_mu_;
+  std::vector<std::byte> pending_;     // guarded by append_mu_
+  std::uint64_t appended_ = 0;         // guarded by append_mu_
+  std::optional<error> failure_;       // guarded by append_mu_
+
+  std::mutex io_mu_;                   // one sync round at a time
+  std::vector<std::byte> writing_;     // guarded by io_mu_
+  std::unique_ptr<writable_file> writer_;  // guarded by io_mu_
+  std::chrono::steady_clock::time_point last_fdatasync_;  // guarded by io_mu_
+
+  mutable std::mutex segments_mu_;
+  std::vector<segment> segments_;           // guarded by segments_mu_; last is active
+  std::vector<std::uint64_t> released_;     // guarded by segments_mu_; per partition
+
+  std::atomic<std::uint64_t> durable_{0};
+};
+
+}  // namespace annal::engine

@@ -1,0 +1,680 @@
+#include "engine/partition.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_set>
+
+#include "engine/checkpoint.hpp"
+#include "engine/partitioning.hpp"
+
+namespace annal::engine {
+namespace {
+
+constexpr timestamp_us k_us_per_second = 1'000'000;
+
+struct event_id_hash {
+  std::size_t operator()(const event_id& id) const noexcept {
+    std::uint64_t a, b;
+    std::memcpy(&a, id.data(), 8);
+    std::memcpy(&b, id.data() + 8, 8);
+    return static_cast<std::size_t>(a ^ (b * 0x9e3779b97f4a7c15ull));
+  }
+};
+
+error wrong_version(std::string_view stream, const stream_entry* entry, expected_version expected) {
+  error e{errc::wrong_expected_version, ""};
+  if (entry && entry->exists()) e.current_version = stream_version{entry->next_version - 1};
+  const char* wanted = "";
+  std::string exact;
+  switch (expected.what) {
+    case expected_version::kind::any: wanted = "any"; break;
+    case expected_version::kind::no_stream: wanted = "no stream"; break;
+    case expected_version::kind::stream_exists: wanted = "an existing stream"; break;
+    case expected_version::kind::exact:
+      exact = fmt::format("version {}", expected.version.value());
+      wanted = exact.c_str();
+      break;
+  }
+  e.message = e.current_version
+                  ? fmt::format("stream '{}' is at version {}, expected {}", stream,
+                                e.current_version->value(), wanted)
+                  : fmt::format("stream '{}' does not exist, expected {}", stream, wanted);
+  return e;
+}
+
+}  // namespace
+
+partition::partition(file_system& fs, clock& clock, node_log* wal, std::string dir,
+                     partition_id id, partition_options options)
+    : fs_(fs),
+      clock_(clock),
+      wal_(wal),
+      dir_(std::move(dir)),
+      id_(id),
+      options_(options),
+      recent_ids_(std::max<std::size_t>(options.event_id_window, 1)) {}
+
+result<std::unique_ptr<partition>> partition::open(file_system& fs, clock& clock, node_log* wal,
+                                                   std::string dir, partition_id id,
+                                                   partition_options options) {
+  if (options.max_batch_events > k_format_max_batch_events) {
+    return error{errc::invalid_argument, "max_batch_events exceeds the format limit of 65535"};
+  }
+  std::unique_ptr<partition> p(new partition(fs, clock, wal, std::move(dir), id, options));
+  if (auto ec = fs.create_directories(p->dir_)) return io_failure("create directory", p->dir_, ec);
+  auto loaded = load_newest_checkpoint(fs, p->dir_, id);
+  if (!loaded) return loaded.err();
+  lsn end{};
+  std::vector<partition_log::segment_info> segments;
+  if (auto& state = *loaded) {
+    end = state->log_end;
+    segments = state->segments;
+    p->index_ = std::move(state->index);
+    for (const auto& [event, where] : state->recent_ids) p->recent_ids_.insert(event, where);
+    p->last_timestamp_ = state->last_timestamp;
+    p->checkpoint_sequence_ = state->sequence;
+    p->checkpoint_node_position_ = state->node_position;
+    for (const auto& s : segments) p->previous_checkpoint_segments_.push_back(s.base.value());
+    p->previous_checkpoint_node_position_ = state->node_position;
+  }
+  auto log = partition_log::open(fs, p->dir_, id, options.log, end, segments);
+  if (!log) return log.err();
+  p->log_ = std::move(*log);
+  p->visible_end_ = end;
+  return p;
+}
+
+// ---------------------------------------------------------------- writes
+
+status partition::validate(std::string_view stream, std::span<const event_input> events) const {
+  if (!valid_stream_id(stream)) {
+    return error{errc::invalid_stream_id,
+                 "a stream id is 1..256 bytes of UTF-8 without control characters"};
+  }
+  if (events.empty()) return error{errc::invalid_event, "an append needs at least one event"};
+  if (events.size() > options_.max_batch_events) {
+    return error{errc::batch_too_large, fmt::format("{} events in one append; the limit is {}",
+                                                    events.size(), options_.max_batch_events)};
+  }
+  std::size_t total = 0;
+  std::unordered_set<event_id, event_id_hash> ids;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const auto& e = events[i];
+    if (!valid_event_type(e.type)) {
+      return error{errc::invalid_event,
+                   fmt::format("event {}: a type is 1..128 bytes of UTF-8 without control "
+                               "characters", i)};
+    }
+    const std::size_t size = e.data.size() + e.metadata.size();
+    if (size > options_.max_event_bytes) {
+      return error{errc::batch_too_large, fmt::format("event {} has {} bytes; the limit is {}", i,
+                                                      size, options_.max_event_bytes)};
+    }
+    total += size + e.type.size();
+    if (events.size() > 1 && !ids.insert(e.id).second) {
+      return error{errc::invalid_event, fmt::format("event {} repeats an event id of the batch", i)};
+    }
+  }
+  if (total > options_.max_batch_bytes) {
+    return error{errc::batch_too_large,
+                 fmt::format("the append has {} bytes; the limit is {}", total,
+                             options_.max_batch_bytes)};
+  }
+  return {};
+}
+
+std::optional<error> partition::check_expected(const stream_entry* entry,
+                                               expected_version expected,
+                                               std::string_view stream) const {
+  if (entry && entry->tombstoned) {
+    return error{errc::stream_deleted, fmt::format("stream '{}' is tombstoned", stream)};
+  }
+  const bool exists = entry && entry->exists();
+  bool ok = true;
+  switch (expected.what) {
+    case expected_version::kind::any: break;
+    case expected_version::kind::no_stream: ok = !exists; break;
+    case expected_version::kind::stream_exists: ok = exists; break;
+    case expected_version::kind::exact:
+      ok = exists && entry->next_version - 1 == expected.version.value();
+      break;
+  }
+  if (ok) return std::nullopt;
+  return wrong_version(stream, entry, expected);
+}
+
+node_log_position partition::ticket_for(lsn record) const {
+  for (const auto& w : pending_) {
+    if (w.record_end > record) return w.ticket;
+  }
+  return node_log_position{0};
+}
+
+result<std::optional<append_result>> partition::find_retry(const stream_entry& entry,
+                                                           expected_version expected,
+                                                           std::span<const event_input> events) {
+  const std::uint32_t number = index_.number_of(entry);
+  std::optional<std::uint64_t> start;
+  bool from_window = false;
+  if (const auto* hit = recent_ids_.find(events[0].id); hit && hit->stream == number) {
+    start = hit->version;
+    from_window = true;
+  } else if (expected.what == expected_version::kind::exact) {
+    start = expected.version.value() + 1;
+  } else if (expected.what == expected_version::kind::no_stream) {
+    start = entry.metadata.truncate_before;
+  }
+  if (!start || *start < entry.first_located || *start >= entry.next_version) {
+    return std::optional<append_result>{};
+  }
+  if (expected.what == expected_version::kind::exact &&
+      *start != expected.version.value() + 1) {
+    return std::optional<append_result>{};
+  }
+
+  // Compare the ids stored at start, start+1, ... with the batch.
+  std::size_t matched = 0;
+  for (; matched < events.size(); ++matched) {
+    const std::uint64_t v = *start + matched;
+    if (v >= entry.next_version) break;
+    const auto* hit = recent_ids_.find(events[matched].id);
+    if (hit && hit->stream == number && hit->version == v) continue;
+    // Not in the window: read the stored id.
+    read_page page;
+    if (auto s = read_events(entry, v, 1, read_direction::forward, page); !s) return s.err();
+    if (page.events.empty() || page.events[0].id != events[matched].id) break;
+  }
+  if (matched == events.size()) {
+    append_result r;
+    r.first_version = stream_version{*start};
+    r.last_version = stream_version{*start + events.size() - 1};
+    r.position = location_record(entry.location(*start));
+    r.durable_after = ticket_for(location_record(entry.location(*start + events.size() - 1)));
+    r.duplicate = true;
+    return std::optional<append_result>(r);
+  }
+  if (from_window && matched > 0) {
+    return error{errc::idempotency_conflict,
+                 fmt::format("stream '{}': the first {} events of the append were written at "
+                             "version {}, but event {} differs",
+                             entry.id, matched, *start, matched)};
+  }
+  return std::optional<append_result>{};
+}
+
+timestamp_us partition::next_timestamp() {
+  last_timestamp_ = std::max(clock_.now_us(), last_timestamp_);
+  return last_timestamp_;
+}
+
+result<write_result> partition::write_frame(std::span<const std::byte> frame) {
+  node_log_position ticket{0};
+  if (wal_) {
+    auto appended = wal_->append(frame);
+    if (!appended) return appended.err();
+    ticket = *appended;
+  }
+  const lsn position = log_->end();
+  if (auto s = log_->append(frame); !s) return s.err();
+  pending_.push_back({log_->end(), ticket});
+  return write_result{position, ticket};
+}
+
+result<append_result> partition::append(std::string_view stream, expected_version expected,
+                                        std::span<const event_input> events) {
+  if (auto s = validate(stream, events); !s) return s.err();
+  stream_entry* entry = index_.find(stream);
+  if (entry && !entry->tombstoned) {
+    auto retry = find_retry(*entry, expected, events);
+    if (!retry) return retry.err();
+    if (*retry) return **retry;
+  }
+  if (auto e = check_expected(entry, expected, stream)) return *e;
+
+  const std::uint64_t first = entry ? entry->next_version : 0;
+  const lsn position = log_->end();
+  const auto frame = encoder_.append_batch(id_, position, stream, stream_version{first},
+                                           next_timestamp(), events);
+  auto written = write_frame(frame);
+  if (!written) return written.err();
+  if (!entry) entry = &index_.get_or_create(stream);
+  const std::uint32_t number = index_.number_of(*entry);
+  entry->locations.reserve(entry->locations.size() + events.size());
+  for (std::uint32_t i = 0; i < events.size(); ++i) {
+    entry->locations.push_back(pack_location(position, i));
+    recent_ids_.insert(events[i].id, {number, first + i});
+  }
+  entry->next_version = first + events.size();
+  entry->deleted = false;
+
+  append_result r;
+  static_cast<write_result&>(r) = *written;
+  r.first_version = stream_version{first};
+  r.last_version = stream_version{first + events.size() - 1};
+  return r;
+}
+
+result<write_result> partition::set_metadata(std::string_view stream,
+                                             const stream_metadata& metadata) {
+  if (!valid_stream_id(stream)) {
+    return error{errc::invalid_stream_id,
+                 "a stream id is 1..256 bytes of UTF-8 without control characters"};
+  }
+  stream_entry* entry = index_.find(stream);
+  if (entry && entry->tombstoned) {
+    return error{errc::stream_deleted, fmt::format("stream '{}' is tombstoned", stream)};
+  }
+  const bool deleted = entry && entry->deleted;
+  const auto frame = encoder_.stream_metadata(id_, log_->end(), stream, next_timestamp(),
+                                              metadata, deleted, false);
+  auto written = write_frame(frame);
+  if (!written) return written.err();
+  if (!entry) entry = &index_.get_or_create(stream);
+  entry->metadata = metadata;
+  return *written;
+}
+
+result<write_result> partition::delete_stream(std::string_view stream, expected_version expected,
+                                              bool tombstone) {
+  if (!valid_stream_id(stream)) {
+    return error{errc::invalid_stream_id,
+                 "a stream id is 1..256 bytes of UTF-8 without control characters"};
+  }
+  stream_entry* entry = index_.find(stream);
+  if (auto e = check_expected(entry, expected, stream)) return *e;
+  if (!tombstone && !(entry && entry->exists())) {
+    return error{errc::stream_not_found, fmt::format("stream '{}' does not exist", stream)};
+  }
+  stream_metadata metadata = entry ? entry->metadata : stream_metadata{};
+  metadata.truncate_before = entry ? entry->next_version : 0;
+  const auto frame = encoder_.stream_metadata(id_, log_->end(), stream, next_timestamp(),
+                                              metadata, !tombstone, tombstone);
+  auto written = write_frame(frame);
+  if (!written) return written.err();
+  if (!entry) entry = &index_.get_or_create(stream);
+  entry->metadata = metadata;
+  entry->deleted = !tombstone;
+  entry->tombstoned = tombstone;
+  return *written;
+}
+
+result<write_result> partition::put_snapshot(std::string_view stream, stream_version version,
+                                             std::string_view payload) {
+  stream_entry* entry = index_.find(stream);
+  if (!entry || !entry->exists()) {
+    if (entry && entry->tombstoned) {
+      return error{errc::stream_deleted, fmt::format("stream '{}' is tombstoned", stream)};
+    }
+    return error{errc::stream_not_found, fmt::format("stream '{}' does not exist", stream)};
+  }
+  if (version.value() >= entry->next_version) {
+    return error{errc::invalid_argument,
+                 fmt::format("snapshot version {} is past the last version {} of stream '{}'",
+                             version.value(), entry->next_version - 1, stream)};
+  }
+  if (payload.size() > options_.max_batch_bytes) {
+    return error{errc::batch_too_large, fmt::format("snapshot of {} bytes; the limit is {}",
+                                                    payload.size(), options_.max_batch_bytes)};
+  }
+  const lsn position = log_->end();
+  const auto frame = encoder_.snapshot(id_, position, stream, version, next_timestamp(), payload);
+  auto written = write_frame(frame);
+  if (!written) return written.err();
+  entry->snapshot = snapshot_ref{version, position};
+  return *written;
+}
+
+void partition::advance_durable(node_log_position durable) {
+  while (!pending_.empty() && pending_.front().ticket <= durable) {
+    visible_end_ = pending_.front().record_end;
+    pending_.pop_front();
+  }
+}
+
+// ----------------------------------------------------------------- reads
+
+std::uint64_t partition::visible_next_version(const stream_entry& entry) const {
+  if (entry.next_version == entry.first_located) return entry.next_version;
+  if (location_record(entry.locations.back()) < visible_end_) return entry.next_version;
+  // Locations ascend with versions: find the first one not yet visible.
+  const auto it = std::lower_bound(entry.locations.begin(), entry.locations.end(),
+                                   pack_location(visible_end_, 0));
+  return entry.first_located + static_cast<std::uint64_t>(it - entry.locations.begin());
+}
+
+result<timestamp_us> partition::timestamp_of(const stream_entry& entry, std::uint64_t version) {
+  auto record = log_->read(location_record(entry.location(version)));
+  if (!record) return record.err();
+  timestamp_us ts = 0;
+  auto s = guard_decode(
+      [&] {
+        record_reader reader(record->payload());
+        ts = reader.append_batch().getTimestampUs();
+      },
+      dir_);
+  if (!s) return s.err();
+  return ts;
+}
+
+std::uint64_t partition::first_retained(const stream_entry& entry) {
+  const std::uint64_t next = visible_next_version(entry);
+  std::uint64_t lo = std::max(entry.first_located, entry.metadata.truncate_before);
+  if (entry.metadata.max_count > 0 && next > entry.metadata.max_count) {
+    lo = std::max(lo, next - entry.metadata.max_count);
+  }
+  lo = std::min(lo, next);
+  if (entry.metadata.max_age_seconds > 0 && lo < next) {
+    const timestamp_us cutoff =
+        clock_.now_us() -
+        static_cast<timestamp_us>(entry.metadata.max_age_seconds) * k_us_per_second;
+    // Timestamps never decrease within a partition, so within a stream.
+    std::uint64_t low = lo, high = next;
+    while (low < high) {
+      const std::uint64_t mid = low + (high - low) / 2;
+      auto ts = timestamp_of(entry, mid);
+      // An unreadable record is reported by the read itself; keep it in range.
+      if (ts && *ts < cutoff) {
+        low = mid + 1;
+      } else {
+        high = mid;
+      }
+    }
+    lo = low;
+  }
+  return lo;
+}
+
+status partition::read_events(const stream_entry& entry, std::uint64_t first,
+                              std::uint64_t count, read_direction direction, read_page& page) {
+  page.events.reserve(page.events.size() + count);
+  std::optional<record_ref> current;
+  std::optional<record_reader> reader;
+  capnp::List<schema::Event>::Reader events;
+  timestamp_us timestamp = 0;
+  std::uint64_t first_version = 0;
+  return guard_decode(
+      [&] {
+        for (std::uint64_t i = 0; i < count; ++i) {
+          const std::uint64_t v = direction == read_direction::forward ? first + i : first - i;
+          const event_location loc = entry.location(v);
+          const lsn record_lsn = location_record(loc);
+          if (!current || current->header.position != record_lsn) {
+            auto record = log_->read(record_lsn);
+            if (!record) throw record.err();
+            if (record->header.type != log_format::record_type::append_batch) {
+              throw error{errc::corruption,
+                          fmt::format("partition {}: lsn {} of stream '{}' version {} is not "
+                                      "an append record",
+                                      id_.value(), record_lsn.value(), entry.id, v)};
+            }
+            if (page.buffers.empty() || page.buffers.back() != record->owner) {
+              page.buffers.push_back(record->owner);
+            }
+            reader.reset();
+            current = std::move(*record);
+            reader.emplace(current->payload());
+            auto batch = reader->append_batch();
+            events = batch.getEvents();
+            timestamp = batch.getTimestampUs();
+            first_version = batch.getFirstVersion();
+          }
+          const std::uint32_t index = location_index(loc);
+          if (index >= events.size() || first_version + index != v) {
+            throw error{errc::corruption,
+                        fmt::format("partition {}: record at lsn {} does not hold version {} of "
+                                    "stream '{}'",
+                                    id_.value(), record_lsn.value(), v, entry.id)};
+          }
+          const auto view = to_event_view(events[index]);
+          page.events.push_back(recorded_event{view.id, view.type, view.data, view.metadata,
+                                               stream_version{v}, timestamp, record_lsn});
+        }
+      },
+      dir_);
+}
+
+result<read_page> partition::read_stream(std::string_view stream, stream_version from,
+                                         std::size_t limit, read_direction direction) {
+  const stream_entry* found = index_.find(stream);
+  if (found && found->tombstoned) {
+    return error{errc::stream_deleted, fmt::format("stream '{}' is tombstoned", stream)};
+  }
+  const std::uint64_t next = found ? visible_next_version(*found) : 0;
+  if (!found || found->deleted || next == 0) {
+    return error{errc::stream_not_found, fmt::format("stream '{}' does not exist", stream)};
+  }
+  const stream_entry& entry = *found;
+  const std::uint64_t lo = first_retained(entry);
+  read_page page;
+  page.last_version = stream_version{next - 1};
+  std::uint64_t start, count;
+  if (direction == read_direction::forward) {
+    start = std::max(from.value(), lo);
+    if (start >= next) return page;
+    count = std::min<std::uint64_t>(limit, next - start);
+    if (start + count < next) page.next = stream_version{start + count};
+  } else {
+    start = std::min(from.value(), next - 1);
+    if (start < lo) return page;
+    count = std::min<std::uint64_t>(limit, start - lo + 1);
+    if (start - lo + 1 > count) page.next = stream_version{start - count};
+  }
+  if (count == 0) return page;
+  if (auto s = read_events(entry, start, count, direction, page); !s) return s.err();
+  return page;
+}
+
+result<read_page> partition::read_last(std::string_view stream) {
+  return read_stream(stream, stream_version{UINT64_MAX}, 1, read_direction::backward);
+}
+
+result<stream_info> partition::get_stream_info(std::string_view stream) {
+  const stream_entry* entry = index_.find(stream);
+  stream_info info;
+  if (!entry) return info;
+  info.metadata = entry->metadata;
+  info.deleted = entry->deleted;
+  info.tombstoned = entry->tombstoned;
+  const std::uint64_t next = visible_next_version(*entry);
+  if (entry->exists() && next > 0) info.last_version = stream_version{next - 1};
+  info.first_retained = first_retained(*entry);
+  return info;
+}
+
+result<std::optional<snapshot_read>> partition::get_snapshot(std::string_view stream) {
+  const stream_entry* entry = index_.find(stream);
+  if (!entry || !entry->snapshot || entry->snapshot->record >= visible_end_ ||
+      entry->deleted || entry->tombstoned) {
+    return std::optional<snapshot_read>{};
+  }
+  auto record = log_->read(entry->snapshot->record);
+  if (!record) return record.err();
+  snapshot_read out;
+  auto s = guard_decode(
+      [&] {
+        record_reader reader(record->payload());
+        auto snap = reader.snapshot();
+        out.version = stream_version{snap.getVersion()};
+        out.timestamp = snap.getTimestampUs();
+        out.payload = to_view(snap.getPayload());
+      },
+      dir_);
+  if (!s) return s.err();
+  if (record->header.type != log_format::record_type::snapshot) {
+    return error{errc::corruption, fmt::format("partition {}: lsn {} is not a snapshot record",
+                                               id_.value(), entry->snapshot->record.value())};
+  }
+  out.buffers.push_back(record->owner);
+  return std::optional<snapshot_read>(std::move(out));
+}
+
+result<snapshot_and_events> partition::read_from_snapshot(std::string_view stream,
+                                                          std::size_t limit) {
+  auto snapshot = get_snapshot(stream);
+  if (!snapshot) return snapshot.err();
+  const stream_version from{*snapshot ? (*snapshot)->version.value() + 1 : 0};
+  auto page = read_stream(stream, from, limit, read_direction::forward);
+  if (!page) return page.err();
+  return snapshot_and_events{std::move(*snapshot), std::move(*page)};
+}
+
+result<std::vector<record_ref>> partition::read_log(lsn from, std::size_t max_bytes) {
+  if (from >= visible_end_) return std::vector<record_ref>{};
+  auto records = log_->read_from(from, max_bytes);
+  if (!records) return records.err();
+  while (!records->empty() && records->back().header.position >= visible_end_) {
+    records->pop_back();
+  }
+  return records;
+}
+
+// ------------------------------------------------------------- recovery
+
+status partition::replay(std::span<const std::byte> frame, std::string_view where) {
+  const auto header = log_format::decode_header(frame);
+  if (header.position < log_->end()) return {};  // already in the partition log
+  if (header.position > log_->end()) {
+    return error{errc::lsn_gap,
+                 fmt::format("{}: partition {} record has lsn {} but the partition log ends at "
+                             "lsn {}",
+                             where, id_.value(), header.position.value(), log_->end().value())};
+  }
+  if (auto s = log_->append(frame); !s) return s;
+  auto record = log_->read(header.position);
+  if (!record) return record.err();
+  return apply(*record);
+}
+
+status partition::apply(const record_ref& record) {
+  const lsn position = record.header.position;
+  return guard_decode(
+      [&] {
+        record_reader reader(record.payload());
+        switch (record.header.type) {
+          case log_format::record_type::append_batch: {
+            auto batch = reader.append_batch();
+            auto& entry = index_.get_or_create(to_view(batch.getStreamId()));
+            if (batch.getFirstVersion() != entry.next_version) {
+              throw error{errc::corruption,
+                          fmt::format("partition {}: lsn {} appends version {} to stream '{}' "
+                                      "which is at {}",
+                                      id_.value(), position.value(), batch.getFirstVersion(),
+                                      entry.id, entry.next_version)};
+            }
+            const std::uint32_t number = index_.number_of(entry);
+            auto events = batch.getEvents();
+            for (std::uint32_t i = 0; i < events.size(); ++i) {
+              entry.locations.push_back(pack_location(position, i));
+              recent_ids_.insert(to_event_view(events[i]).id, {number, entry.next_version + i});
+            }
+            entry.next_version += events.size();
+            entry.deleted = false;
+            last_timestamp_ = std::max(last_timestamp_, batch.getTimestampUs());
+            break;
+          }
+          case log_format::record_type::stream_metadata: {
+            auto m = reader.stream_metadata();
+            auto& entry = index_.get_or_create(to_view(m.getStreamId()));
+            entry.metadata = {m.getMaxCount(), m.getMaxAgeSeconds(), m.getTruncateBefore()};
+            entry.deleted = m.getDeleted();
+            entry.tombstoned = m.getTombstoned();
+            last_timestamp_ = std::max(last_timestamp_, m.getTimestampUs());
+            break;
+          }
+          case log_format::record_type::snapshot: {
+            auto snap = reader.snapshot();
+            auto& entry = index_.get_or_create(to_view(snap.getStreamId()));
+            entry.snapshot = snapshot_ref{stream_version{snap.getVersion()}, position};
+            last_timestamp_ = std::max(last_timestamp_, snap.getTimestampUs());
+            break;
+          }
+          default:
+            break;  // an ignorable future type
+        }
+      },
+      dir_);
+}
+
+// ----------------------------------------------------------- checkpoint
+
+std::vector<lsn> partition::removable_segments() {
+  const auto& segments = log_->segments();
+  if (segments.size() < 2) return {};
+  std::vector<bool> live(segments.size(), false);
+  live.back() = true;
+  auto segment_of = [&](lsn at) {
+    auto it = std::upper_bound(segments.begin(), segments.end(), at,
+                               [](lsn v, const partition_log::segment_info& s) {
+                                 return v < s.base;
+                               });
+    return static_cast<std::size_t>(it - segments.begin()) - 1;
+  };
+  index_.for_each([&](stream_entry& entry) {
+    if (entry.snapshot && !entry.deleted && !entry.tombstoned) {
+      live[segment_of(entry.snapshot->record)] = true;
+    }
+    // Events past retention are gone for good: drop their locations.
+    const std::uint64_t lo = std::max(first_retained(entry), entry.first_located);
+    if (lo > entry.first_located) {
+      entry.locations.erase(entry.locations.begin(),
+                            entry.locations.begin() +
+                                static_cast<std::ptrdiff_t>(lo - entry.first_located));
+      entry.first_located = lo;
+    }
+    // Mark each segment holding a live event, jumping a segment at a time.
+    auto it = entry.locations.begin();
+    while (it != entry.locations.end()) {
+      const std::size_t s = segment_of(location_record(*it));
+      live[s] = true;
+      if (s + 1 == segments.size()) break;
+      it = std::lower_bound(it, entry.locations.end(), pack_location(segments[s + 1].base, 0));
+    }
+  });
+  std::vector<lsn> removable;
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    if (!live[i]) removable.push_back(segments[i].base);
+  }
+  return removable;
+}
+
+status partition::checkpoint() {
+  const node_log_position node_position =
+      wal_ ? wal_->appended_position() : node_log_position{0};
+  if (auto s = log_->sync(); !s) return s;
+
+  const auto removable = removable_segments();
+  std::vector<partition_log::segment_info> listed;
+  for (const auto& s : log_->segments()) {
+    if (!std::binary_search(removable.begin(), removable.end(), s.base)) listed.push_back(s);
+  }
+  const std::uint64_t sequence = checkpoint_sequence_ + 1;
+  const auto bytes = encode_checkpoint(id_, sequence, log_->end(), node_position,
+                                       last_timestamp_, listed, index_, recent_ids_);
+  if (auto s = store_checkpoint(fs_, dir_, sequence, bytes); !s) return s;
+  checkpoint_sequence_ = sequence;
+
+  // Files the previous checkpoint lists stay until the next one, so that it
+  // remains a valid fallback.
+  for (lsn base : removable) {
+    if (std::binary_search(previous_checkpoint_segments_.begin(),
+                           previous_checkpoint_segments_.end(), base.value())) {
+      continue;
+    }
+    spdlog::info("partition {}: removing segment at lsn {}: every event in it is past retention",
+                 id_.value(), base.value());
+    if (auto s = log_->remove_segment(base); !s) return s;
+  }
+  if (wal_) {
+    if (auto s = wal_->release(id_, previous_checkpoint_node_position_); !s) return s;
+  }
+  previous_checkpoint_segments_.clear();
+  for (const auto& s : listed) previous_checkpoint_segments_.push_back(s.base.value());
+  previous_checkpoint_node_position_ = node_position;
+  checkpoint_node_position_ = node_position;
+  return {};
+}
+
+}  // namespace annal::engine

@@ -1,0 +1,207 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/clock.hpp"
+#include "engine/errors.hpp"
+#include "engine/event_id_window.hpp"
+#include "engine/file_system.hpp"
+#include "engine/node_log.hpp"
+#include "engine/partition_log.hpp"
+#include "engine/record_codec.hpp"
+#include "engine/stream_index.hpp"
+#include "engine/types.hpp"
+
+namespace annal::engine {
+
+struct partition_options {
+  partition_log_options log;
+  std::size_t max_batch_events = 10000;       // <= k_format_max_batch_events
+  std::size_t max_event_bytes = 1u << 20;     // data + metadata of one event
+  std::size_t max_batch_bytes = 32u << 20;    // a whole append
+  std::size_t event_id_window = 10000;        // recent ids kept for idempotency
+};
+
+// Result of any write. The write is acknowledged (durable under
+// fsync=always) once node_log::durable_position() >= durable_after; reads
+// see it only after advance_durable() has passed that position.
+struct write_result {
+  lsn position;                      // lsn of the record written (or found)
+  node_log_position durable_after;   // 0 when already durable
+};
+
+struct append_result : write_result {
+  stream_version first_version;
+  stream_version last_version;
+  bool duplicate = false;  // an idempotent retry: nothing new was written
+};
+
+// An event as read back. The string views point into `read_page::buffers`.
+struct recorded_event {
+  event_id id{};
+  std::string_view type;
+  std::string_view data;
+  std::string_view metadata;
+  stream_version version;
+  timestamp_us timestamp = 0;
+  lsn position;  // lsn of the event's record
+};
+
+enum class read_direction { forward, backward };
+
+struct read_page {
+  std::vector<recorded_event> events;
+  // Where the next page starts in the same direction; nullopt at the end.
+  std::optional<stream_version> next;
+  // The stream's last version (what an append's expected version compares to).
+  std::optional<stream_version> last_version;
+  // Keeps the bytes behind the event views alive.
+  std::vector<std::shared_ptr<const std::vector<std::byte>>> buffers;
+};
+
+struct stream_info {
+  stream_metadata metadata;
+  std::optional<stream_version> last_version;  // nullopt: no stream
+  std::uint64_t first_retained = 0;            // first version a read can return
+  bool deleted = false;
+  bool tombstoned = false;
+};
+
+struct snapshot_read {
+  stream_version version;
+  timestamp_us timestamp = 0;
+  std::string_view payload;  // points into `buffers`
+  std::vector<std::shared_ptr<const std::vector<std::byte>>> buffers;
+};
+
+struct snapshot_and_events {
+  std::optional<snapshot_read> snapshot;
+  read_page events;  // forward from snapshot version + 1 (or the first retained)
+};
+
+// One partition: its segmented log, stream index, idempotency window and
+// snapshots. Every write goes to the partition log and the node log.
+//
+// Not thread-safe: owned by one partition actor. Blocking only in
+// checkpoint() and when reading cold records from segment files.
+class partition {
+ public:
+  // A partition as loaded from its newest valid checkpoint (or empty).
+  // Recovery then feeds it the node log with replay().
+  static result<std::unique_ptr<partition>> open(file_system& fs, clock& clock,
+                                                 node_log* wal, std::string dir,
+                                                 partition_id id, partition_options options);
+
+  partition_id id() const { return id_; }
+
+  result<append_result> append(std::string_view stream, expected_version expected,
+                               std::span<const event_input> events);
+  result<write_result> set_metadata(std::string_view stream, const stream_metadata& metadata);
+  // Soft delete (the stream can be written again, continuing its versions) or
+  // tombstone (never writable again).
+  result<write_result> delete_stream(std::string_view stream, expected_version expected,
+                                     bool tombstone);
+  // Requires: version <= the stream's last version.
+  result<write_result> put_snapshot(std::string_view stream, stream_version version,
+                                    std::string_view payload);
+
+  result<read_page> read_stream(std::string_view stream, stream_version from,
+                                std::size_t limit, read_direction direction);
+  result<read_page> read_last(std::string_view stream);
+  result<stream_info> get_stream_info(std::string_view stream);
+  result<std::optional<snapshot_read>> get_snapshot(std::string_view stream);
+  result<snapshot_and_events> read_from_snapshot(std::string_view stream, std::size_t limit);
+
+  // Raw records from `from` (replication, subscriptions). Only acknowledged
+  // records are returned.
+  result<std::vector<record_ref>> read_log(lsn from, std::size_t max_bytes);
+
+  // The node log has made everything below `durable` durable: writes whose
+  // durable_after <= durable become visible to reads.
+  void advance_durable(node_log_position durable);
+
+  // Syncs the segment files, writes a new checkpoint of the index, removes
+  // segments whose events are all past retention, and releases node-log
+  // segments. Blocking.
+  status checkpoint();
+
+  // Applies one record read from the node log during recovery. Records below
+  // end() are skipped; a record past end() is an lsn gap.
+  status replay(std::span<const std::byte> frame, std::string_view where);
+  // Connects the node log once recovery has replayed it; everything replayed
+  // is visible from then on.
+  void attach(node_log* wal) {
+    wal_ = wal;
+    visible_end_ = log_->end();
+  }
+  // The node-log position from which this partition must be replayed.
+  node_log_position replay_from() const { return checkpoint_node_position_; }
+
+  lsn end() const { return log_->end(); }
+  lsn visible_end() const { return visible_end_; }
+  std::size_t stream_count() const { return index_.size(); }
+  const stream_index& index() const { return index_; }
+  partition_log& log() { return *log_; }
+
+ private:
+  partition(file_system& fs, clock& clock, node_log* wal, std::string dir, partition_id id,
+            partition_options options);
+
+  status validate(std::string_view stream, std::span<const event_input> events) const;
+  // Retry detection: the original result if `events` already sit in `entry`.
+  result<std::optional<append_result>> find_retry(const stream_entry& entry,
+                                                  expected_version expected,
+                                                  std::span<const event_input> events);
+  std::optional<error> check_expected(const stream_entry* entry, expected_version expected,
+                                      std::string_view stream) const;
+  timestamp_us next_timestamp();
+  // Writes a sealed frame to both logs and applies it to the index.
+  result<write_result> write_frame(std::span<const std::byte> frame);
+  status apply(const record_ref& record);
+  node_log_position ticket_for(lsn record) const;
+
+  std::uint64_t first_retained(const stream_entry& entry);
+  std::uint64_t visible_next_version(const stream_entry& entry) const;
+  result<timestamp_us> timestamp_of(const stream_entry& entry, std::uint64_t version);
+  status read_events(const stream_entry& entry, std::uint64_t first, std::uint64_t count,
+                     read_direction direction, read_page& page);
+  std::vector<lsn> removable_segments();
+
+  file_system& fs_;
+  clock& clock_;
+  node_log* wal_;  // nullptr in offline tools (verify)
+  std::string dir_;
+  partition_id id_;
+  partition_options options_;
+
+  std::unique_ptr<partition_log> log_;
+  stream_index index_;
+  event_id_window recent_ids_;
+  record_encoder encoder_;
+  timestamp_us last_timestamp_ = 0;
+
+  // Writes not yet acknowledged by the node log, oldest first.
+  struct pending_write {
+    lsn record_end;
+    node_log_position ticket;
+  };
+  std::deque<pending_write> pending_;
+  lsn visible_end_{};
+
+  std::uint64_t checkpoint_sequence_ = 0;
+  node_log_position checkpoint_node_position_{};
+  // Segments listed by the previous checkpoint: kept on disk so that it stays
+  // loadable if the newest one is damaged.
+  std::vector<std::uint64_t> previous_checkpoint_segments_;
+  node_log_position previous_checkpoint_node_position_{};
+  std::vector<std::uint64_t> removed_segments_;  // out of the index, file not yet deleted
+};
+
+}  // namespace annal::engine

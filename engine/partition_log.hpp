@@ -1,0 +1,132 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/errors.hpp"
+#include "engine/file_system.hpp"
+#include "engine/log_format.hpp"
+#include "engine/types.hpp"
+
+namespace annal::engine {
+
+// A record read from a log. `owner` keeps the bytes alive; views into the
+// payload stay valid as long as some copy of the record_ref does.
+struct record_ref {
+  std::shared_ptr<const std::vector<std::byte>> owner;
+  std::span<const std::byte> frame;  // header + payload, CRC checked
+  log_format::record_header header;
+
+  std::span<const std::byte> payload() const { return frame.subspan(log_format::k_header_size); }
+  lsn end() const { return lsn{header.position.value() + frame.size()}; }
+};
+
+struct partition_log_options {
+  std::uint64_t segment_bytes = 64u << 20;      // roll to a new segment past this
+  std::size_t write_buffer_bytes = 256u << 10;  // write() to the file past this
+  std::size_t read_ahead_bytes = 256u << 10;    // bytes fetched per file read
+};
+
+// The segmented log of one partition: segment files named by their first lsn
+// (20 decimal digits + ".seg"), records framed per log_format.hpp, lsn = byte
+// position in the concatenation of all segments.
+//
+// Appends are buffered and written to the OS without waiting for a sync; the
+// node log makes them durable, and sync() (run by the checkpoint) makes the
+// segment files themselves durable. Reads see every appended record: the
+// unwritten tail is served from the buffer.
+//
+// Not thread-safe: owned by one partition. Blocking (file I/O).
+class partition_log {
+ public:
+  struct segment_info {
+    lsn base;
+    std::uint64_t bytes = 0;  // including buffered bytes for the active segment
+  };
+
+  // Opens the log in `dir` (created if missing). `live_segments` and `end`
+  // come from the partition checkpoint: listed segments must exist with at
+  // least their listed size; bytes past that (only the last segment may have
+  // them) were never synced and are cut (the node log replays what was
+  // durable); unlisted segment files are leftovers and are removed. Logs what
+  // it drops. Segments need not be contiguous: retention removes whole ones.
+  static result<std::unique_ptr<partition_log>> open(file_system& fs, std::string dir,
+                                                     partition_id partition,
+                                                     partition_log_options options, lsn end,
+                                                     const std::vector<segment_info>& live_segments);
+
+  lsn end() const { return end_; }
+  // The first lsn still stored (segments before it were removed by retention).
+  lsn begin() const;
+  const std::vector<segment_info>& segments() const { return segments_; }
+  std::vector<std::uint64_t> segment_bases() const;
+  const std::string& directory() const { return dir_; }
+
+  // Appends one sealed frame. Requires: its header lsn == end() and
+  // partition == this partition. A failed write makes the log refuse all
+  // later appends (sticky).
+  status append(std::span<const std::byte> frame);
+  // Writes buffered bytes to the OS (no sync).
+  status flush();
+  // Flushes, fdatasyncs every segment written since the last sync, and syncs
+  // the directory if segments were created. On return everything below end()
+  // is durable in the segment files.
+  status sync();
+
+  // The record at `at`, checksum- and lsn-checked. Errors name file and offset.
+  // An lsn in a segment removed by retention is errc::invalid_argument.
+  result<record_ref> read(lsn at);
+  // Records from `from` (a record boundary) until about `max_bytes` (at least
+  // one record unless `from` == end()). Skips over removed segments: the
+  // first record returned may start after `from`.
+  result<std::vector<record_ref>> read_from(lsn from, std::size_t max_bytes);
+
+  // Removes the sealed segment starting at `base`. Requires: it is not the
+  // segment that end() lies in.
+  status remove_segment(lsn base);
+
+  // File name of the segment starting at `base`.
+  static std::string segment_name(lsn base);
+
+ private:
+  struct open_segment {
+    std::unique_ptr<readable_file> file;
+  };
+  struct chunk {
+    std::shared_ptr<const std::vector<std::byte>> bytes;
+    lsn base{};  // lsn of bytes[0]
+  };
+
+  partition_log(file_system& fs, std::string dir, partition_id partition,
+                partition_log_options options);
+
+  std::string path_of(lsn base) const;
+  // Index of the segment holding `at`, or npos if `at` is in a removed range.
+  std::size_t segment_index(lsn at) const;
+  status start_segment(lsn base);
+  status fail(error e);
+  error damaged(lsn at, std::string_view what) const;
+  result<record_ref> read_from_buffer(lsn at);
+  result<record_ref> read_from_file(lsn at);
+
+  file_system& fs_;
+  std::string dir_;
+  partition_id partition_;
+  partition_log_options options_;
+
+  std::vector<segment_info> segments_;          // ascending by base; last is active
+  std::vector<open_segment> readers_;           // parallel to segments_, opened lazily
+  std::unique_ptr<writable_file> writer_;       // the active segment
+  std::vector<std::unique_ptr<writable_file>> unsynced_;  // sealed, written, not yet synced
+  bool directory_dirty_ = false;
+  std::vector<std::byte> buffer_;  // appended, not yet written; starts at written_end_
+  lsn written_end_{};              // end of what the OS has
+  lsn end_{};
+  chunk last_chunk_;               // read-ahead cache
+  std::optional<error> failure_;   // sticky
+};
+
+}  // namespace annal::engine

@@ -1,0 +1,246 @@
+#include "engine/store.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include "engine/log_scanner.hpp"
+#include "engine/partitioning.hpp"
+
+namespace annal::engine {
+namespace {
+
+constexpr std::string_view k_meta_name = "store.meta";
+constexpr std::string_view k_meta_header = "annal-store 1\npartitions ";
+
+std::string partition_dir(const std::string& root, partition_id id) {
+  return fmt::format("{}/partitions/{:05}", root, id.value());
+}
+
+bool parse_wal_name(const std::string& name, std::uint64_t& base) {
+  if (name.size() != 24 || !name.ends_with(".wal")) return false;
+  auto [ptr, ec] = std::from_chars(name.data(), name.data() + 20, base);
+  return ec == std::errc{} && ptr == name.data() + 20;
+}
+
+}  // namespace
+
+store::~store() = default;
+
+partition_id store::partition_for(std::string_view stream) const {
+  return engine::partition_for(stream, partition_count_);
+}
+
+result<std::unique_ptr<store>> store::open(store_options options) {
+  std::unique_ptr<store> s(new store());
+  s->fs_ = options.fs ? options.fs : &posix_file_system();
+  if (!options.clock) options.clock = &system_clock();
+  if (options.partition_count == 0) {
+    return error{errc::invalid_argument, "partition_count must be at least 1"};
+  }
+  s->options_ = std::move(options);
+  if (auto st = s->recover(); !st) return st.err();
+  return s;
+}
+
+status store::recover() {
+  file_system& fs = *fs_;
+  const std::string& root = options_.directory;
+  if (auto ec = fs.create_directories(root + "/node-log")) {
+    return io_failure("create directory", root, ec);
+  }
+  if (auto ec = fs.create_directories(root + "/partitions")) {
+    return io_failure("create directory", root, ec);
+  }
+
+  // The partition count is fixed at creation: streams hash onto it.
+  const std::string meta_path = root + "/" + std::string(k_meta_name);
+  if (fs.exists(meta_path)) {
+    std::vector<std::byte> bytes;
+    if (auto ec = fs.read_file(meta_path, bytes)) return io_failure("read", meta_path, ec);
+    std::string text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    std::uint32_t count = 0;
+    if (!text.starts_with(k_meta_header) ||
+        std::from_chars(text.data() + k_meta_header.size(), text.data() + text.size(), count).ec !=
+            std::errc{}) {
+      return error{errc::corruption, fmt::format("{}: not an Annal store description", meta_path)};
+    }
+    if (count != options_.partition_count) {
+      spdlog::info("store {} has {} partitions (asked for {}); using {}", root, count,
+                   options_.partition_count, count);
+    }
+    partition_count_ = count;
+  } else {
+    partition_count_ = options_.partition_count;
+    const std::string text = fmt::format("{}{}\n", k_meta_header, partition_count_);
+    if (auto ec = fs.write_file(meta_path, std::as_bytes(std::span(text)))) {
+      return io_failure("write", meta_path, ec);
+    }
+  }
+
+  partitions_.resize(partition_count_);
+  failures_.resize(partition_count_);
+  for (std::uint32_t i = 0; i < partition_count_; ++i) {
+    const partition_id id{i};
+    auto p = partition::open(fs, *options_.clock, nullptr, partition_dir(root, id), id,
+                             options_.partition);
+    if (p) {
+      partitions_[i] = std::move(*p);
+    } else {
+      spdlog::error("partition {} does not open: {}", i, p.err().message);
+      failures_[i] = p.err();
+    }
+  }
+
+  // Node-log segments, ascending.
+  const std::string wal_dir = root + "/node-log";
+  std::vector<std::string> names;
+  if (auto ec = fs.list_files(wal_dir, names)) return io_failure("list", wal_dir, ec);
+  std::vector<node_log::segment> segments;
+  for (const auto& name : names) {
+    std::uint64_t base;
+    if (!parse_wal_name(name, base)) continue;
+    std::uint64_t size = 0;
+    if (auto ec = fs.file_size(wal_dir + "/" + name, size)) {
+      return io_failure("stat", wal_dir + "/" + name, ec);
+    }
+    segments.push_back({node_log_position{base}, size});
+  }
+
+  std::uint64_t replay_from = UINT64_MAX;
+  std::uint64_t floor = 0;  // the log never restarts below a position already handed out
+  for (const auto& p : partitions_) {
+    if (!p) continue;
+    replay_from = std::min(replay_from, p->replay_from().value());
+    floor = std::max(floor, p->replay_from().value());
+  }
+
+  // A partition still needing records at or after `position` cannot be
+  // trusted when the node log is damaged there.
+  auto fail_from = [&](std::uint64_t position, const error& e) {
+    for (std::uint32_t i = 0; i < partition_count_; ++i) {
+      if (partitions_[i] && partitions_[i]->replay_from().value() <= position) {
+        spdlog::error("partition {} does not open: {}", i, e.message);
+        failures_[i] = e;
+        partitions_[i].reset();
+      }
+    }
+  };
+
+  for (std::size_t si = 0; si < segments.size(); ++si) {
+    auto& seg = segments[si];
+    const bool last = si + 1 == segments.size();
+    const std::string path = wal_dir + "/" + node_log::segment_name(seg.base);
+    if (si > 0) {
+      const auto& prev = segments[si - 1];
+      if (prev.base.value() + prev.bytes != seg.base.value()) {
+        fail_from(prev.base.value() + prev.bytes,
+                  error{errc::lsn_gap, fmt::format("node log: {} starts at {}, but the segment "
+                                                   "before it ends at {}",
+                                                   path, seg.base.value(),
+                                                   prev.base.value() + prev.bytes)});
+      }
+    }
+    if (seg.base.value() + seg.bytes <= replay_from && !last) continue;
+
+    std::vector<std::byte> bytes;
+    if (auto ec = fs.read_file(path, bytes)) return io_failure("read", path, ec);
+    const std::uint64_t from =
+        replay_from > seg.base.value() ? std::min(replay_from - seg.base.value(), seg.bytes) : 0;
+    auto outcome = scan_frames(bytes, from, [&](std::span<const std::byte> frame,
+                                                std::uint64_t offset) -> status {
+      ++recovery_.node_log_records;
+      const auto header = log_format::decode_header(frame);
+      const std::uint32_t p = header.partition.value();
+      if (p >= partition_count_) {
+        return error{errc::corruption,
+                     fmt::format("node log {} at offset {}: record for partition {} of {}", path,
+                                 offset, p, partition_count_)};
+      }
+      auto& target = partitions_[p];
+      if (!target || target->replay_from().value() > seg.base.value() + offset) return {};
+      const lsn before = target->end();
+      auto replayed = target->replay(frame, fmt::format("node log {} at offset {}", path, offset));
+      if (!replayed) {
+        spdlog::error("partition {} does not open: {}", p, replayed.err().message);
+        failures_[p] = replayed.err();
+        target.reset();
+      } else if (target->end() != before) {
+        ++recovery_.replayed_records;
+      }
+      return {};
+    });
+    if (!outcome) {
+      fail_from(seg.base.value(), outcome.err());
+      continue;
+    }
+    const auto& o = *outcome;
+    if (o.end == scan_outcome::ending::clean) continue;
+    const std::uint64_t problem = seg.base.value() + o.valid_end;
+    if (o.end == scan_outcome::ending::torn_tail && last) {
+      const std::uint64_t dropped = seg.bytes - o.valid_end;
+      spdlog::warn("node log {}: truncating a torn tail of {} bytes at offset {} ({})", path,
+                   dropped, o.valid_end, o.reason);
+      recovery_.torn_bytes += dropped;
+      if (auto ec = fs.truncate_file(path, o.valid_end)) return io_failure("truncate", path, ec);
+      seg.bytes = o.valid_end;
+      continue;
+    }
+    fail_from(problem, error{errc::checksum_mismatch,
+                             fmt::format("node log {} is damaged at offset {}: {}", path,
+                                         o.valid_end, o.reason)});
+  }
+
+  std::uint64_t end = floor;
+  if (!segments.empty()) end = std::max(end, segments.back().base.value() + segments.back().bytes);
+  auto wal = node_log::open(fs, wal_dir, options_.node_log, segments, node_log_position{end},
+                            partition_count_);
+  if (!wal) return wal.err();
+  wal_ = std::move(*wal);
+  for (auto& p : partitions_) {
+    if (p) p->attach(wal_.get());
+  }
+  spdlog::info("store {}: {} partitions, replayed {} of {} node-log records, node log at {}",
+               root, partition_count_, recovery_.replayed_records, recovery_.node_log_records,
+               end);
+  return {};
+}
+
+result<partition*> store::get(partition_id id) {
+  if (id.value() >= partition_count_) {
+    return error{errc::invalid_argument,
+                 fmt::format("partition {} does not exist (the store has {})", id.value(),
+                             partition_count_)};
+  }
+  if (auto& p = partitions_[id.value()]) return p.get();
+  return error{errc::partition_unavailable,
+               fmt::format("partition {} is unavailable: {}", id.value(),
+                           failures_[id.value()] ? failures_[id.value()]->message : "not open")};
+}
+
+result<node_log_position> store::sync() {
+  auto durable = wal_->sync();
+  if (!durable) return durable;
+  for (auto& p : partitions_) {
+    if (p) p->advance_durable(*durable);
+  }
+  return durable;
+}
+
+status store::checkpoint_all() {
+  for (auto& p : partitions_) {
+    if (!p) continue;
+    if (auto s = p->checkpoint(); !s) return s;
+  }
+  return {};
+}
+
+status store::close() {
+  if (auto d = sync(); !d) return d.err();
+  return checkpoint_all();
+}
+
+}  // namespace annal::engine
