@@ -18,7 +18,7 @@ build: deps
 # Engine tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 build-asan: deps
 	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DANNAL_SANITIZE=ON -DANNAL_BUILD_BENCH=OFF $(CMAKE_FLAGS)
-	cmake --build $(ASAN_DIR) -j $(JOBS) --target engine_tests
+	cmake --build $(ASAN_DIR) -j $(JOBS)
 
 dev: build
 	@echo "annal: the engine is built ($(BUILD_DIR)). The server ('annal dev' on"

@@ -7,6 +7,10 @@
 
 namespace annal::engine {
 
+// A 32-bit hash of an event id that mixes both halves (client ids may be
+// time-ordered, UUIDv7, in one half).
+std::uint32_t hash_event_id(const event_id& id);
+
 // The most recent `capacity` event ids of a partition and where each landed,
 // so that a retried append under expected version `any` is recognised.
 // A fixed ring plus an open-addressing table: no allocation after
@@ -44,17 +48,19 @@ class event_id_window {
     event_id id{};
     entry where;
   };
-  static constexpr std::uint32_t k_empty = 0xffffffff;
+  // A bucket packs (hash << 32) | ring position, so probes compare hashes
+  // without touching the ring; k_empty marks a free bucket.
+  static constexpr std::uint64_t k_empty = ~std::uint64_t{0};
 
-  std::size_t bucket_of(const event_id& id) const;
-  // Bucket holding ring position `pos` for `id`, or npos.
+  std::size_t home_of(std::uint32_t hash) const { return hash & mask_; }
+  // The bucket indexing `id`, or npos.
   std::size_t find_bucket(const event_id& id) const;
   void erase_bucket(std::size_t bucket);
 
   std::vector<ring_slot> ring_;
   std::size_t head_ = 0;   // oldest slot
   std::size_t count_ = 0;
-  std::vector<std::uint32_t> buckets_;  // ring positions, k_empty when free; size is a power of 2
+  std::vector<std::uint64_t> buckets_;  // size is a power of 2, at least twice the capacity
   std::size_t mask_ = 0;
 };
 

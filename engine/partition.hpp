@@ -154,7 +154,7 @@ class partition {
   partition(file_system& fs, clock& clock, node_log* wal, std::string dir, partition_id id,
             partition_options options);
 
-  status validate(std::string_view stream, std::span<const event_input> events) const;
+  status validate(std::string_view stream, std::span<const event_input> events);
   // Retry detection: the original result if `events` already sit in `entry`.
   result<std::optional<append_result>> find_retry(const stream_entry& entry,
                                                   expected_version expected,
@@ -185,6 +185,7 @@ class partition {
   stream_index index_;
   event_id_window recent_ids_;
   record_encoder encoder_;
+  std::vector<std::uint32_t> id_scratch_;  // validate()'s duplicate check
   timestamp_us last_timestamp_ = 0;
 
   // Writes not yet acknowledged by the node log, oldest first.

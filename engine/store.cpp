@@ -148,10 +148,9 @@ status store::recover() {
 
     std::vector<std::byte> bytes;
     if (auto ec = fs.read_file(path, bytes)) return io_failure("read", path, ec);
-    const std::uint64_t from =
+    std::uint64_t from =
         replay_from > seg.base.value() ? std::min(replay_from - seg.base.value(), seg.bytes) : 0;
-    auto outcome = scan_frames(bytes, from, [&](std::span<const std::byte> frame,
-                                                std::uint64_t offset) -> status {
+    const auto visit = [&](std::span<const std::byte> frame, std::uint64_t offset) -> status {
       ++recovery_.node_log_records;
       const auto header = log_format::decode_header(frame);
       const std::uint32_t p = header.partition.value();
@@ -172,26 +171,40 @@ status store::recover() {
         ++recovery_.replayed_records;
       }
       return {};
-    });
-    if (!outcome) {
-      fail_from(seg.base.value(), outcome.err());
-      continue;
+    };
+    for (;;) {
+      auto outcome = scan_frames(bytes, from, visit);
+      if (!outcome) {
+        fail_from(seg.base.value(), outcome.err());
+        break;
+      }
+      const auto& o = *outcome;
+      if (o.end == scan_outcome::ending::clean) break;
+      const std::uint64_t problem = seg.base.value() + o.valid_end;
+      if (o.end == scan_outcome::ending::torn_tail && last) {
+        const std::uint64_t dropped = seg.bytes - o.valid_end;
+        spdlog::warn("node log {}: truncating a torn tail of {} bytes at offset {} ({})", path,
+                     dropped, o.valid_end, o.reason);
+        recovery_.torn_bytes += dropped;
+        if (auto ec = fs.truncate_file(path, o.valid_end)) return io_failure("truncate", path, ec);
+        seg.bytes = o.valid_end;
+        break;
+      }
+      fail_from(problem, error{errc::checksum_mismatch,
+                               fmt::format("node log {} is damaged at offset {}: {}", path,
+                                           o.valid_end, o.reason)});
+      // The partitions still open checkpointed past the damage and need only
+      // the records after their checkpoint position, which is a record
+      // boundary: resume there instead of trusting a length past the damage.
+      std::uint64_t resume = UINT64_MAX;
+      for (const auto& p : partitions_) {
+        if (p && p->replay_from().value() > problem) {
+          resume = std::min(resume, p->replay_from().value());
+        }
+      }
+      if (resume >= seg.base.value() + seg.bytes) break;
+      from = resume - seg.base.value();
     }
-    const auto& o = *outcome;
-    if (o.end == scan_outcome::ending::clean) continue;
-    const std::uint64_t problem = seg.base.value() + o.valid_end;
-    if (o.end == scan_outcome::ending::torn_tail && last) {
-      const std::uint64_t dropped = seg.bytes - o.valid_end;
-      spdlog::warn("node log {}: truncating a torn tail of {} bytes at offset {} ({})", path,
-                   dropped, o.valid_end, o.reason);
-      recovery_.torn_bytes += dropped;
-      if (auto ec = fs.truncate_file(path, o.valid_end)) return io_failure("truncate", path, ec);
-      seg.bytes = o.valid_end;
-      continue;
-    }
-    fail_from(problem, error{errc::checksum_mismatch,
-                             fmt::format("node log {} is damaged at offset {}: {}", path,
-                                         o.valid_end, o.reason)});
   }
 
   std::uint64_t end = floor;

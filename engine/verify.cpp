@@ -146,7 +146,10 @@ void verify_partition(file_system& fs, const std::string& dir, partition_id id,
           fmt::format("segment starts at lsn {} inside the previous one (ends at {})", base,
                       expected_base));
     } else if (base > expected_base) {
-      streams.complete_history = false;  // a segment removed by retention
+      // A segment removed by retention: the versions it held are gone, so a
+      // stream may continue past them; continuity restarts after the gap.
+      streams.complete_history = false;
+      streams.next_version.clear();
     }
     std::vector<std::byte> bytes;
     if (auto ec = fs.read_file(path, bytes)) {
