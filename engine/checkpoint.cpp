@@ -210,6 +210,7 @@ result<std::optional<checkpoint_state>> load_newest_checkpoint(file_system& fs,
     }
   }
   std::sort(sequences.rbegin(), sequences.rend());
+  std::optional<error> newest_damage;
   for (std::uint64_t s : sequences) {
     const std::string path = dir + "/" + checkpoint_name(s);
     std::vector<std::byte> bytes;
@@ -218,6 +219,14 @@ result<std::optional<checkpoint_state>> load_newest_checkpoint(file_system& fs,
     if (state) return std::optional<checkpoint_state>(std::move(*state));
     spdlog::error("partition {}: skipping damaged checkpoint: {}", partition.value(),
                   state.err().message);
+    if (!newest_damage) newest_damage = state.err();
+  }
+  if (newest_damage) {
+    // Not "no checkpoint": the partition would open empty and remove the
+    // segment files the damaged checkpoints list as unlisted leftovers.
+    return error{errc::checksum_mismatch,
+                 fmt::format("partition {}: every checkpoint is damaged; the newest: {}",
+                             partition.value(), newest_damage->message)};
   }
   return std::optional<checkpoint_state>{};
 }

@@ -51,7 +51,8 @@ status store_checkpoint(file_system& fs, const std::string& dir, std::uint64_t s
                         std::span<const std::byte> bytes);
 
 // The newest checkpoint in `dir` that decodes and checks out (an older one if
-// the newest is damaged, logged as an error); nullopt if there is none.
+// the newest is damaged, logged as an error); nullopt if there is none;
+// errc::checksum_mismatch if there are checkpoints but every one is damaged.
 result<std::optional<checkpoint_state>> load_newest_checkpoint(file_system& fs,
                                                                const std::string& dir,
                                                                partition_id partition);

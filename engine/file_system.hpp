@@ -42,6 +42,14 @@ class readable_file {
   virtual std::error_code read(std::uint64_t offset, std::span<std::byte> out,
                                std::size_t& bytes_read) const = 0;
   virtual std::uint64_t size() const = 0;
+
+  // Maps the first `size` bytes read-only: `view` stays valid while some
+  // copy of `keep_alive` lives. Only for files that no longer change (sealed
+  // segments). ENOTSUP where mapping is not offered; callers then read().
+  virtual std::error_code map(std::uint64_t size, std::span<const std::byte>& view,
+                              std::shared_ptr<const void>& keep_alive) const {
+    return std::make_error_code(std::errc::not_supported);
+  }
 };
 
 // Thread-safe. Paths are plain strings joined with '/'.

@@ -77,7 +77,6 @@ status node_log::write_round(std::span<const std::byte> bytes, std::uint64_t rou
     std::lock_guard lock(segments_mu_);
     active = segments_.back();
   }
-  bool new_segment = false;
   if (active.bytes >= options_.segment_bytes) {
     // Roll between rounds: a segment may exceed the limit by one round.
     const node_log_position base{round_start};
@@ -85,8 +84,10 @@ status node_log::write_round(std::span<const std::byte> bytes, std::uint64_t rou
     std::unique_ptr<writable_file> next;
     if (auto ec = fs_.open_writable(path, next)) return io_failure("create", path, ec);
     if (auto ec = writer_->sync()) return io_failure("fdatasync", dir_, ec);
+    // The new name is made durable here under every mode: a later interval
+    // fdatasync of the new file would not cover its directory entry.
+    if (auto ec = fs_.sync_directory(dir_)) return io_failure("fsync directory", dir_, ec);
     writer_ = std::move(next);
-    new_segment = true;
     std::lock_guard lock(segments_mu_);
     segments_.push_back({base, 0});
     active = segments_.back();
@@ -103,9 +104,6 @@ status node_log::write_round(std::span<const std::byte> bytes, std::uint64_t rou
       (options_.mode == fsync_mode::interval && now - last_fdatasync_ >= options_.sync_interval);
   if (sync_now) {
     if (auto ec = writer_->sync()) return io_failure("fdatasync", path, ec);
-    if (new_segment) {
-      if (auto ec = fs_.sync_directory(dir_)) return io_failure("fsync directory", dir_, ec);
-    }
     last_fdatasync_ = now;
   }
   return {};

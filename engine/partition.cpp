@@ -244,6 +244,7 @@ result<append_result> partition::append(std::string_view stream, expected_versio
   auto written = write_frame(frame);
   if (!written) return written.err();
   if (!entry) entry = &index_.get_or_create(stream);
+  if (entry->deleted) hide_change(*entry);
   const std::uint32_t number = index_.number_of(*entry);
   for (std::uint32_t i = 0; i < events.size(); ++i) {
     entry->locations.push_back(pack_location(position, i));
@@ -275,6 +276,7 @@ result<write_result> partition::set_metadata(std::string_view stream,
   auto written = write_frame(frame);
   if (!written) return written.err();
   if (!entry) entry = &index_.get_or_create(stream);
+  hide_change(*entry);
   entry->metadata = metadata;
   return *written;
 }
@@ -297,9 +299,13 @@ result<write_result> partition::delete_stream(std::string_view stream, expected_
   auto written = write_frame(frame);
   if (!written) return written.err();
   if (!entry) entry = &index_.get_or_create(stream);
+  hide_change(*entry);
   entry->metadata = metadata;
   entry->deleted = !tombstone;
   entry->tombstoned = tombstone;
+  // The snapshot describes events the delete removed: a stream written again
+  // must not start from it (and its segment may be removed meanwhile).
+  entry->snapshot.reset();
   return *written;
 }
 
@@ -325,6 +331,7 @@ result<write_result> partition::put_snapshot(std::string_view stream, stream_ver
   const auto frame = encoder_.snapshot(id_, position, stream, version, next_timestamp(), payload);
   auto written = write_frame(frame);
   if (!written) return written.err();
+  hide_change(*entry);
   entry->snapshot = snapshot_ref{version, position};
   return *written;
 }
@@ -334,6 +341,23 @@ void partition::advance_durable(node_log_position durable) {
     visible_end_ = pending_.front().record_end;
     pending_.pop_front();
   }
+  while (!hidden_.empty() && hidden_.front().record_end <= visible_end_) hidden_.pop_front();
+}
+
+partition::stream_view partition::visible_view(const stream_entry& entry) const {
+  if (!hidden_.empty()) {
+    const std::uint32_t number = index_.number_of(entry);
+    for (const auto& h : hidden_) {
+      if (h.stream == number) return h.before;
+    }
+  }
+  return stream_view{entry.metadata, entry.deleted, entry.tombstoned, entry.snapshot};
+}
+
+void partition::hide_change(const stream_entry& entry) {
+  hidden_.push_back(hidden_change{
+      log_->end(), index_.number_of(entry),
+      stream_view{entry.metadata, entry.deleted, entry.tombstoned, entry.snapshot}});
 }
 
 // ----------------------------------------------------------------- reads
@@ -361,17 +385,18 @@ result<timestamp_us> partition::timestamp_of(const stream_entry& entry, std::uin
   return ts;
 }
 
-std::uint64_t partition::first_retained(const stream_entry& entry) {
+std::uint64_t partition::first_retained(const stream_entry& entry,
+                                        const stream_metadata& metadata) {
   const std::uint64_t next = visible_next_version(entry);
-  std::uint64_t lo = std::max(entry.first_located, entry.metadata.truncate_before);
-  if (entry.metadata.max_count > 0 && next > entry.metadata.max_count) {
-    lo = std::max(lo, next - entry.metadata.max_count);
+  std::uint64_t lo = std::max(entry.first_located, metadata.truncate_before);
+  if (metadata.max_count > 0 && next > metadata.max_count) {
+    lo = std::max(lo, next - metadata.max_count);
   }
   lo = std::min(lo, next);
-  if (entry.metadata.max_age_seconds > 0 && lo < next) {
+  if (metadata.max_age_seconds > 0 && lo < next) {
     const timestamp_us cutoff =
         clock_.now_us() -
-        static_cast<timestamp_us>(entry.metadata.max_age_seconds) * k_us_per_second;
+        static_cast<timestamp_us>(metadata.max_age_seconds) * k_us_per_second;
     // Timestamps never decrease within a partition, so within a stream.
     std::uint64_t low = lo, high = next;
     while (low < high) {
@@ -441,15 +466,16 @@ status partition::read_events(const stream_entry& entry, std::uint64_t first,
 result<read_page> partition::read_stream(std::string_view stream, stream_version from,
                                          std::size_t limit, read_direction direction) {
   const stream_entry* found = index_.find(stream);
-  if (found && found->tombstoned) {
+  const stream_view view = found ? visible_view(*found) : stream_view{};
+  if (view.tombstoned) {
     return error{errc::stream_deleted, fmt::format("stream '{}' is tombstoned", stream)};
   }
   const std::uint64_t next = found ? visible_next_version(*found) : 0;
-  if (!found || found->deleted || next == 0) {
+  if (!found || view.deleted || next == 0) {
     return error{errc::stream_not_found, fmt::format("stream '{}' does not exist", stream)};
   }
   const stream_entry& entry = *found;
-  const std::uint64_t lo = first_retained(entry);
+  const std::uint64_t lo = first_retained(entry, view.metadata);
   read_page page;
   page.last_version = stream_version{next - 1};
   std::uint64_t start, count;
@@ -477,22 +503,24 @@ result<stream_info> partition::get_stream_info(std::string_view stream) {
   const stream_entry* entry = index_.find(stream);
   stream_info info;
   if (!entry) return info;
-  info.metadata = entry->metadata;
-  info.deleted = entry->deleted;
-  info.tombstoned = entry->tombstoned;
+  const stream_view view = visible_view(*entry);
+  info.metadata = view.metadata;
+  info.deleted = view.deleted;
+  info.tombstoned = view.tombstoned;
   const std::uint64_t next = visible_next_version(*entry);
-  if (entry->exists() && next > 0) info.last_version = stream_version{next - 1};
-  info.first_retained = first_retained(*entry);
+  if (!view.deleted && !view.tombstoned && next > 0) info.last_version = stream_version{next - 1};
+  info.first_retained = first_retained(*entry, view.metadata);
   return info;
 }
 
 result<std::optional<snapshot_read>> partition::get_snapshot(std::string_view stream) {
   const stream_entry* entry = index_.find(stream);
-  if (!entry || !entry->snapshot || entry->snapshot->record >= visible_end_ ||
-      entry->deleted || entry->tombstoned) {
+  const stream_view view = entry ? visible_view(*entry) : stream_view{};
+  if (!view.snapshot || view.snapshot->record >= visible_end_ || view.deleted ||
+      view.tombstoned) {
     return std::optional<snapshot_read>{};
   }
-  auto record = log_->read(entry->snapshot->record);
+  auto record = log_->read(view.snapshot->record);
   if (!record) return record.err();
   snapshot_read out;
   auto s = guard_decode(
@@ -507,7 +535,7 @@ result<std::optional<snapshot_read>> partition::get_snapshot(std::string_view st
   if (!s) return s.err();
   if (record->header.type != log_format::record_type::snapshot) {
     return error{errc::corruption, fmt::format("partition {}: lsn {} is not a snapshot record",
-                                               id_.value(), entry->snapshot->record.value())};
+                                               id_.value(), view.snapshot->record.value())};
   }
   out.buffers.push_back(record->owner);
   return std::optional<snapshot_read>(std::move(out));
@@ -583,6 +611,9 @@ status partition::apply(const record_ref& record) {
             entry.metadata = {m.getMaxCount(), m.getMaxAgeSeconds(), m.getTruncateBefore()};
             entry.deleted = m.getDeleted();
             entry.tombstoned = m.getTombstoned();
+            // As delete_stream: no snapshot survives a delete. (While deleted,
+            // put_snapshot is refused, so this drops nothing newer.)
+            if (entry.deleted || entry.tombstoned) entry.snapshot.reset();
             last_timestamp_ = std::max(last_timestamp_, m.getTimestampUs());
             break;
           }
@@ -614,12 +645,19 @@ std::vector<lsn> partition::removable_segments() {
                                });
     return static_cast<std::size_t>(it - segments.begin()) - 1;
   };
+  // A snapshot that reads still see until a newer change is visible.
+  for (const auto& h : hidden_) {
+    if (h.before.snapshot && !h.before.deleted && !h.before.tombstoned) {
+      live[segment_of(h.before.snapshot->record)] = true;
+    }
+  }
   index_.for_each([&](stream_entry& entry) {
     if (entry.snapshot && !entry.deleted && !entry.tombstoned) {
       live[segment_of(entry.snapshot->record)] = true;
     }
     // Events past retention are gone for good: drop their locations.
-    const std::uint64_t lo = std::max(first_retained(entry), entry.first_located);
+    const std::uint64_t lo =
+        std::max(first_retained(entry, entry.metadata), entry.first_located);
     if (lo > entry.first_located) {
       entry.locations.erase(entry.locations.begin(),
                             entry.locations.begin() +

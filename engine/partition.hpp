@@ -63,7 +63,7 @@ struct read_page {
   // The stream's last version (what an append's expected version compares to).
   std::optional<stream_version> last_version;
   // Keeps the bytes behind the event views alive.
-  std::vector<std::shared_ptr<const std::vector<std::byte>>> buffers;
+  std::vector<std::shared_ptr<const void>> buffers;
 };
 
 struct stream_info {
@@ -78,7 +78,7 @@ struct snapshot_read {
   stream_version version;
   timestamp_us timestamp = 0;
   std::string_view payload;  // points into `buffers`
-  std::vector<std::shared_ptr<const std::vector<std::byte>>> buffers;
+  std::vector<std::shared_ptr<const void>> buffers;
 };
 
 struct snapshot_and_events {
@@ -167,7 +167,21 @@ class partition {
   status apply(const record_ref& record);
   node_log_position ticket_for(lsn record) const;
 
-  std::uint64_t first_retained(const stream_entry& entry);
+  // What reads see of a stream's metadata, deletion and snapshot.
+  struct stream_view {
+    stream_metadata metadata;
+    bool deleted = false;
+    bool tombstoned = false;
+    std::optional<snapshot_ref> snapshot;
+  };
+  // The view reads get of `entry`: its state before the oldest change to it
+  // that is not yet visible, else its current state.
+  stream_view visible_view(const stream_entry& entry) const;
+  // Keeps the current state of `entry` for reads until the write just made
+  // (ending at log_->end()) is visible. Call before changing the entry.
+  void hide_change(const stream_entry& entry);
+
+  std::uint64_t first_retained(const stream_entry& entry, const stream_metadata& metadata);
   std::uint64_t visible_next_version(const stream_entry& entry) const;
   result<timestamp_us> timestamp_of(const stream_entry& entry, std::uint64_t version);
   status read_events(const stream_entry& entry, std::uint64_t first, std::uint64_t count,
@@ -194,6 +208,14 @@ class partition {
     node_log_position ticket;
   };
   std::deque<pending_write> pending_;
+  // Metadata, delete, revive and snapshot changes not yet visible, oldest
+  // first, each with the stream state it replaced. Trimmed by advance_durable().
+  struct hidden_change {
+    lsn record_end;
+    std::uint32_t stream;  // stream_index number
+    stream_view before;
+  };
+  std::deque<hidden_change> hidden_;
   lsn visible_end_{};
 
   std::uint64_t checkpoint_sequence_ = 0;

@@ -13,6 +13,8 @@ namespace {
 constexpr std::string_view k_segment_suffix = ".seg";
 constexpr std::size_t k_name_digits = 20;
 constexpr std::size_t k_npos = static_cast<std::size_t>(-1);
+// The smallest read of a record from a segment file.
+constexpr std::size_t k_min_read_bytes = 4096;
 
 // Parses "<20 digits>.seg"; false for any other name.
 bool parse_segment_name(const std::string& name, std::uint64_t& base) {
@@ -221,13 +223,49 @@ result<record_ref> partition_log::read_from_buffer(lsn at) {
   return ref;
 }
 
+result<record_ref> partition_log::read_from_mapping(lsn at, std::size_t i) {
+  const auto& seg = segments_[i];
+  const auto bytes = readers_[i].mapped.subspan(at.value() - seg.base.value());
+  const auto parsed = log_format::parse_frame(bytes);
+  if (parsed.status != log_format::frame_status::ok) {
+    return damaged(at, log_format::frame_status_name(parsed.status));
+  }
+  if (parsed.header.position != at || parsed.header.partition != partition_) {
+    return damaged(at, fmt::format("record claims partition {} lsn {}",
+                                   parsed.header.partition.value(),
+                                   parsed.header.position.value()));
+  }
+  record_ref ref;
+  ref.owner = readers_[i].mapping;
+  ref.frame = bytes.first(parsed.header.frame_size());
+  ref.header = parsed.header;
+  return ref;
+}
+
 result<record_ref> partition_log::read_from_file(lsn at) {
+  // Sealed segments no longer change: map them once and read in place.
+  if (const std::size_t i = segment_index(at); i + 1 < segments_.size()) {
+    auto& open = readers_[i];
+    if (!open.map_tried) {
+      open.map_tried = true;
+      if (!open.file) {
+        if (auto ec = fs_.open_readable(path_of(segments_[i].base), open.file)) {
+          return io_failure("open", path_of(segments_[i].base), ec);
+        }
+      }
+      if (segments_[i].bytes > 0) {
+        (void)open.file->map(segments_[i].bytes, open.mapped, open.mapping);
+      }
+    }
+    if (open.mapping) return read_from_mapping(at, i);
+  }
+
   const auto& cached = last_chunk_;
   auto from_chunk = [&](const chunk& c) -> std::optional<log_format::parsed_frame> {
-    if (!c.bytes || at < c.base || at.value() >= c.base.value() + c.bytes->size()) {
+    if (!c.bytes || at < c.base || at.value() >= c.base.value() + c.bytes->size) {
       return std::nullopt;
     }
-    const auto bytes = std::span<const std::byte>(*c.bytes).subspan(at.value() - c.base.value());
+    const auto bytes = std::span<const std::byte>(c.bytes->view()).subspan(at.value() - c.base.value());
     auto parsed = log_format::parse_frame(bytes);
     if (parsed.status == log_format::frame_status::incomplete) return std::nullopt;
     return parsed;
@@ -246,21 +284,29 @@ result<record_ref> partition_log::read_from_file(lsn at) {
         return io_failure("open", path_of(seg.base), ec);
       }
     }
-    // Read ahead; if the record is longer than that, read it whole.
+    // Sequential reads (the log from an lsn) read ahead; a jump (a stream's
+    // records are spread over the log) reads about one record, sized like the
+    // last one. A record longer than what was read is read again whole.
+    const bool sequential = last_chunk_.bytes &&
+                            at.value() == last_chunk_.base.value() + last_chunk_.bytes->size;
+    const std::size_t guess = sequential
+                                  ? options_.read_ahead_bytes
+                                  : std::max<std::size_t>(last_record_bytes_, k_min_read_bytes);
     std::size_t want = static_cast<std::size_t>(
-        std::min<std::uint64_t>(options_.read_ahead_bytes, segment_written - offset));
+        std::min<std::uint64_t>(guess, segment_written - offset));
     for (int attempt = 0; attempt < 2; ++attempt) {
-      auto bytes = std::make_shared<std::vector<std::byte>>(want);
+      auto bytes = std::make_shared<read_buffer>();
+      bytes->data = std::make_unique_for_overwrite<std::byte[]>(want);
       std::size_t got = 0;
-      if (auto ec = reader->read(offset, *bytes, got)) {
+      if (auto ec = reader->read(offset, {bytes->data.get(), want}, got)) {
         return io_failure("read", path_of(seg.base), ec);
       }
-      bytes->resize(got);
+      bytes->size = got;
       last_chunk_ = chunk{std::move(bytes), at};
       parsed = from_chunk(last_chunk_);
       if (parsed) break;
       if (got >= log_format::k_header_size) {
-        const auto header = log_format::decode_header(*last_chunk_.bytes);
+        const auto header = log_format::decode_header(last_chunk_.bytes->view());
         if (header.payload_size <= log_format::k_max_payload_bytes &&
             header.frame_size() <= segment_written - offset && header.frame_size() > want) {
           want = header.frame_size();
@@ -271,6 +317,7 @@ result<record_ref> partition_log::read_from_file(lsn at) {
     }
     if (!parsed) return damaged(at, "truncated record");
   }
+  last_record_bytes_ = parsed->header.frame_size();
   if (parsed->status != log_format::frame_status::ok) {
     return damaged(at, log_format::frame_status_name(parsed->status));
   }
@@ -281,7 +328,7 @@ result<record_ref> partition_log::read_from_file(lsn at) {
   }
   record_ref ref;
   ref.owner = last_chunk_.bytes;
-  ref.frame = std::span<const std::byte>(*last_chunk_.bytes)
+  ref.frame = std::span<const std::byte>(last_chunk_.bytes->view())
                   .subspan(at.value() - last_chunk_.base.value(), parsed->header.frame_size());
   ref.header = parsed->header;
   return ref;

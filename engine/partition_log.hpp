@@ -16,7 +16,7 @@ namespace annal::engine {
 // A record read from a log. `owner` keeps the bytes alive; views into the
 // payload stay valid as long as some copy of the record_ref does.
 struct record_ref {
-  std::shared_ptr<const std::vector<std::byte>> owner;
+  std::shared_ptr<const void> owner;
   std::span<const std::byte> frame;  // header + payload, CRC checked
   log_format::record_header header;
 
@@ -94,10 +94,20 @@ class partition_log {
  private:
   struct open_segment {
     std::unique_ptr<readable_file> file;
+    // A sealed segment mapped whole (when the file system offers mapping).
+    std::span<const std::byte> mapped;
+    std::shared_ptr<const void> mapping;
+    bool map_tried = false;
+  };
+  // Bytes read from a file, not zero-filled first (reads are hot).
+  struct read_buffer {
+    std::unique_ptr<std::byte[]> data;
+    std::size_t size = 0;
+    std::span<std::byte> view() const { return {data.get(), size}; }
   };
   struct chunk {
-    std::shared_ptr<const std::vector<std::byte>> bytes;
-    lsn base{};  // lsn of bytes[0]
+    std::shared_ptr<const read_buffer> bytes;
+    lsn base{};  // lsn of bytes->data[0]
   };
 
   partition_log(file_system& fs, std::string dir, partition_id partition,
@@ -111,6 +121,7 @@ class partition_log {
   error damaged(lsn at, std::string_view what) const;
   result<record_ref> read_from_buffer(lsn at);
   result<record_ref> read_from_file(lsn at);
+  result<record_ref> read_from_mapping(lsn at, std::size_t segment);
 
   file_system& fs_;
   std::string dir_;
@@ -126,6 +137,7 @@ class partition_log {
   lsn written_end_{};              // end of what the OS has
   lsn end_{};
   chunk last_chunk_;               // read-ahead cache
+  std::size_t last_record_bytes_ = 0;  // size of the last record read from a file
   std::optional<error> failure_;   // sticky
 };
 

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -184,6 +185,18 @@ class posix_readable_file final : public readable_file {
       return 0;
     }
     return static_cast<std::uint64_t>(st.st_size);
+  }
+
+  std::error_code map(std::uint64_t size, std::span<const std::byte>& view,
+                      std::shared_ptr<const void>& keep_alive) const override {
+    if (size == 0) return std::make_error_code(std::errc::invalid_argument);
+    void* base = ::mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd_.get(), 0);
+    if (base == MAP_FAILED) return last_error();
+    view = {static_cast<const std::byte*>(base), static_cast<std::size_t>(size)};
+    keep_alive = std::shared_ptr<const void>(base, [size](const void* p) {
+      ::munmap(const_cast<void*>(p), size);
+    });
+    return {};
   }
 
  private:

@@ -90,7 +90,11 @@ std::span<const std::byte> record_encoder::append_batch(partition_id partition, 
   for (unsigned i = 0; i < events.size(); ++i) {
     const auto& in = events[i];
     auto out = list[i];
-    out.setId(capnp::Data::Reader(in.id.data(), in.id.size()));
+    std::uint64_t id0, id1;
+    std::memcpy(&id0, in.id.data(), 8);
+    std::memcpy(&id1, in.id.data() + 8, 8);
+    out.setId0(id0);
+    out.setId1(id1);
     out.setType(as_text(in.type));
     if (!in.data.empty()) out.setData(as_data(in.data));
     if (!in.metadata.empty()) out.setMetadata(as_data(in.metadata));
@@ -144,8 +148,9 @@ status guard_decode(const std::function<void()>& decode, std::string_view where)
 
 event_view to_event_view(schema::Event::Reader event) {
   event_view view;
-  const auto id = event.getId();
-  if (id.size() == view.id.size()) std::memcpy(view.id.data(), id.begin(), id.size());
+  const std::uint64_t id0 = event.getId0(), id1 = event.getId1();
+  std::memcpy(view.id.data(), &id0, 8);
+  std::memcpy(view.id.data() + 8, &id1, 8);
   view.type = to_view(event.getType());
   view.data = to_view(event.getData());
   view.metadata = to_view(event.getMetadata());

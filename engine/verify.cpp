@@ -9,6 +9,7 @@
 
 #include "engine/checkpoint.hpp"
 #include "engine/log_scanner.hpp"
+#include "engine/partitioning.hpp"
 #include "engine/record_codec.hpp"
 
 namespace annal::engine {
@@ -54,9 +55,9 @@ void check_record(std::span<const std::byte> frame, const std::string& path, std
             }
             it->second = batch.getFirstVersion() + events.size();
             for (auto e : events) {
-              if (e.getId().size() != 16) {
+              if (!valid_event_type(to_view(e.getType()))) {
                 add(report, severity::error, path, offset,
-                    fmt::format("stream '{}': an event id of {} bytes", stream, e.getId().size()));
+                    fmt::format("stream '{}': an event with an invalid type", stream));
               }
             }
             report.events += events.size();
@@ -175,6 +176,10 @@ void verify_partition(file_system& fs, const std::string& dir, partition_id id,
     expected_base = base + bytes.size();
     if (!outcome) continue;
     if (outcome->end == scan_outcome::ending::clean) continue;
+    // The records past the problem were not checked: continuity restarts at
+    // the next segment, as after a gap, instead of reporting them as missing.
+    streams.complete_history = false;
+    streams.next_version.clear();
     const std::uint64_t at = base + outcome->valid_end;
     const bool after_sync = last && at >= synced_end;
     if (outcome->end == scan_outcome::ending::torn_tail && after_sync) {

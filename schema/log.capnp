@@ -9,10 +9,13 @@ $Cxx.namespace("annal::schema");
 # One event of an append batch. Version, lsn and timestamp are not stored per
 # event: they follow from the batch.
 struct Event {
-  id @0 :Data;         # 16 bytes (UUID)
-  type @1 :Text;       # 1..128 bytes
-  data @2 :Data;
-  metadata @3 :Data;
+  # The 16-byte id (UUID) in the data section, not as a Data blob: bytes
+  # 0..7 as a little-endian integer in id0, bytes 8..15 in id1.
+  id0 @0 :UInt64;
+  id1 @1 :UInt64;
+  type @2 :Text;       # 1..128 bytes
+  data @3 :Data;
+  metadata @4 :Data;
 }
 
 # Record type 1: an atomic append to one stream.
