@@ -563,27 +563,28 @@ result<std::vector<record_ref>> partition::read_log(lsn from, std::size_t max_by
 
 // ------------------------------------------------------------- recovery
 
-status partition::replay(std::span<const std::byte> frame, std::string_view where) {
+status partition::replay(std::span<const std::byte> frame, const std::string& file,
+                         std::uint64_t offset) {
   const auto header = log_format::decode_header(frame);
   if (header.position < log_->end()) return {};  // already in the partition log
   if (header.position > log_->end()) {
     return error{errc::lsn_gap,
-                 fmt::format("{}: partition {} record has lsn {} but the partition log ends at "
-                             "lsn {}",
-                             where, id_.value(), header.position.value(), log_->end().value())};
+                 fmt::format("node log {} at offset {}: partition {} record has lsn {} but the "
+                             "partition log ends at lsn {}",
+                             file, offset, id_.value(), header.position.value(),
+                             log_->end().value())};
   }
   if (auto s = log_->append(frame); !s) return s;
-  auto record = log_->read(header.position);
-  if (!record) return record.err();
-  return apply(*record);
+  return apply(header, frame.subspan(log_format::k_header_size));
 }
 
-status partition::apply(const record_ref& record) {
-  const lsn position = record.header.position;
+status partition::apply(const log_format::record_header& header,
+                        std::span<const std::byte> payload) {
+  const lsn position = header.position;
   return guard_decode(
       [&] {
-        record_reader reader(record.payload());
-        switch (record.header.type) {
+        record_reader reader(payload);
+        switch (header.type) {
           case log_format::record_type::append_batch: {
             auto batch = reader.append_batch();
             auto& entry = index_.get_or_create(to_view(batch.getStreamId()));
@@ -598,7 +599,7 @@ status partition::apply(const record_ref& record) {
             auto events = batch.getEvents();
             for (std::uint32_t i = 0; i < events.size(); ++i) {
               entry.locations.push_back(pack_location(position, i));
-              recent_ids_.insert(to_event_view(events[i]).id, {number, entry.next_version + i});
+              recent_ids_.insert(id_of(events[i]), {number, entry.next_version + i});
             }
             entry.next_version += events.size();
             entry.deleted = false;

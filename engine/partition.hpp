@@ -132,9 +132,10 @@ class partition {
   // segments. Blocking.
   status checkpoint();
 
-  // Applies one record read from the node log during recovery. Records below
-  // end() are skipped; a record past end() is an lsn gap.
-  status replay(std::span<const std::byte> frame, std::string_view where);
+  // Applies one checked record read from the node log (`file` at `offset`)
+  // during recovery. Records below end() are skipped; a record past end()
+  // is an lsn gap.
+  status replay(std::span<const std::byte> frame, const std::string& file, std::uint64_t offset);
   // Connects the node log once recovery has replayed it; everything replayed
   // is visible from then on.
   void attach(node_log* wal) {
@@ -164,7 +165,8 @@ class partition {
   timestamp_us next_timestamp();
   // Writes a sealed frame to both logs and applies it to the index.
   result<write_result> write_frame(std::span<const std::byte> frame);
-  status apply(const record_ref& record);
+  // Applies a checked record to the index.
+  status apply(const log_format::record_header& header, std::span<const std::byte> payload);
   node_log_position ticket_for(lsn record) const;
 
   // What reads see of a stream's metadata, deletion and snapshot.

@@ -146,11 +146,17 @@ status guard_decode(const std::function<void()>& decode, std::string_view where)
   }
 }
 
+event_id id_of(schema::Event::Reader event) {
+  event_id id;
+  const std::uint64_t id0 = event.getId0(), id1 = event.getId1();
+  std::memcpy(id.data(), &id0, 8);
+  std::memcpy(id.data() + 8, &id1, 8);
+  return id;
+}
+
 event_view to_event_view(schema::Event::Reader event) {
   event_view view;
-  const std::uint64_t id0 = event.getId0(), id1 = event.getId1();
-  std::memcpy(view.id.data(), &id0, 8);
-  std::memcpy(view.id.data() + 8, &id1, 8);
+  view.id = id_of(event);
   view.type = to_view(event.getType());
   view.data = to_view(event.getData());
   view.metadata = to_view(event.getMetadata());

@@ -85,8 +85,10 @@ class record_reader {
 // engine::error to stop early; it is returned unchanged.
 status guard_decode(const std::function<void()>& decode, std::string_view where);
 
-// Event `index` of a batch as views into the payload bytes.
+// An event as views into the payload bytes.
 event_view to_event_view(schema::Event::Reader event);
+// Just the id (no blob reads).
+event_id id_of(schema::Event::Reader event);
 std::string_view to_view(capnp::Text::Reader text);
 std::string_view to_view(capnp::Data::Reader data);
 

@@ -20,6 +20,23 @@ std::string partition_dir(const std::string& root, partition_id id) {
   return fmt::format("{}/partitions/{:05}", root, id.value());
 }
 
+// The first `size` bytes of `path`: mapped where the file system offers it
+// (no copy), read otherwise. `keep` owns the bytes.
+status load_whole_file(file_system& fs, const std::string& path, std::uint64_t size,
+                       std::span<const std::byte>& bytes, std::shared_ptr<const void>& keep) {
+  bytes = {};
+  if (size == 0) return {};
+  std::unique_ptr<readable_file> file;
+  if (auto ec = fs.open_readable(path, file)) return io_failure("open", path, ec);
+  if (!file->map(size, bytes, keep)) return {};
+  auto copy = std::make_shared<std::vector<std::byte>>();
+  if (auto ec = fs.read_file(path, *copy)) return io_failure("read", path, ec);
+  copy->resize(std::min<std::uint64_t>(copy->size(), size));
+  bytes = *copy;
+  keep = std::move(copy);
+  return {};
+}
+
 bool parse_wal_name(const std::string& name, std::uint64_t& base) {
   if (name.size() != 24 || !name.ends_with(".wal")) return false;
   auto [ptr, ec] = std::from_chars(name.data(), name.data() + 20, base);
@@ -146,8 +163,9 @@ status store::recover() {
     }
     if (seg.base.value() + seg.bytes <= replay_from && !last) continue;
 
-    std::vector<std::byte> bytes;
-    if (auto ec = fs.read_file(path, bytes)) return io_failure("read", path, ec);
+    std::span<const std::byte> bytes;
+    std::shared_ptr<const void> keep_bytes;
+    if (auto s = load_whole_file(fs, path, seg.bytes, bytes, keep_bytes); !s) return s;
     std::uint64_t from =
         replay_from > seg.base.value() ? std::min(replay_from - seg.base.value(), seg.bytes) : 0;
     const auto visit = [&](std::span<const std::byte> frame, std::uint64_t offset) -> status {
@@ -162,7 +180,7 @@ status store::recover() {
       auto& target = partitions_[p];
       if (!target || target->replay_from().value() > seg.base.value() + offset) return {};
       const lsn before = target->end();
-      auto replayed = target->replay(frame, fmt::format("node log {} at offset {}", path, offset));
+      auto replayed = target->replay(frame, path, offset);
       if (!replayed) {
         spdlog::error("partition {} does not open: {}", p, replayed.err().message);
         failures_[p] = replayed.err();
