@@ -143,7 +143,12 @@ status node_log::release(partition_id p, node_log_position pos) {
   std::vector<node_log_position> doomed;
   {
     std::lock_guard lock(segments_mu_);
-    auto& released = released_.at(p.value());
+    if (p.value() >= released_.size()) {
+      return error{errc::invalid_argument,
+                   fmt::format("node log: release by partition {} of {}", p.value(),
+                               released_.size())};
+    }
+    auto& released = released_[p.value()];
     released = std::max(released, pos.value());
     const std::uint64_t floor = *std::min_element(released_.begin(), released_.end());
     // Never the active (last) segment.

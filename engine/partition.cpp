@@ -68,6 +68,7 @@ result<std::unique_ptr<partition>> partition::open(file_system& fs, clock& clock
     p->last_timestamp_ = state->last_timestamp;
     p->checkpoint_sequence_ = state->sequence;
     p->checkpoint_node_position_ = state->node_position;
+    p->checkpoint_end_ = state->log_end;
     for (const auto& s : segments) p->previous_checkpoint_segments_.push_back(s.base.value());
     p->previous_checkpoint_node_position_ = state->node_position;
   }
@@ -93,6 +94,11 @@ status partition::validate(std::string_view stream, std::span<const event_input>
   std::size_t total = 0;
   for (std::size_t i = 0; i < events.size(); ++i) {
     const auto& e = events[i];
+    if (e.id == event_id{}) {
+      // The edge generates ids for clients that send none; an all-zero id
+      // would make unrelated appends look like retries of each other.
+      return error{errc::invalid_event, fmt::format("event {}: the nil UUID is not an event id", i)};
+    }
     if (!valid_event_type(e.type)) {
       return error{errc::invalid_event,
                    fmt::format("event {}: a type is 1..128 bytes of UTF-8 without control "
@@ -165,7 +171,8 @@ result<std::optional<append_result>> partition::find_retry(const stream_entry& e
   if (const auto* hit = recent_ids_.find(events[0].id); hit && hit->stream == number) {
     start = hit->version;
     from_window = true;
-  } else if (expected.what == expected_version::kind::exact) {
+  } else if (expected.what == expected_version::kind::exact &&
+             expected.version.value() < entry.next_version) {
     start = expected.version.value() + 1;
   } else if (expected.what == expected_version::kind::no_stream) {
     start = entry.metadata.truncate_before;
@@ -465,6 +472,7 @@ status partition::read_events(const stream_entry& entry, std::uint64_t first,
 
 result<read_page> partition::read_stream(std::string_view stream, stream_version from,
                                          std::size_t limit, read_direction direction) {
+  if (limit == 0) return error{errc::invalid_argument, "a read needs a limit of at least 1"};
   const stream_entry* found = index_.find(stream);
   const stream_view view = found ? visible_view(*found) : stream_view{};
   if (view.tombstoned) {
@@ -719,7 +727,14 @@ status partition::checkpoint() {
   for (const auto& s : listed) previous_checkpoint_segments_.push_back(s.base.value());
   previous_checkpoint_node_position_ = node_position;
   checkpoint_node_position_ = node_position;
+  checkpoint_end_ = log_->end();
   return {};
+}
+
+bool partition::checkpoint_due() const {
+  if (log_->end().value() - checkpoint_end_.value() >= options_.checkpoint_bytes) return true;
+  return wal_ && wal_->appended_position().value() - checkpoint_node_position_.value() >=
+                     4 * options_.checkpoint_bytes;
 }
 
 }  // namespace annal::engine

@@ -27,6 +27,10 @@ struct partition_options {
   std::size_t max_event_bytes = 1u << 20;     // data + metadata of one event
   std::size_t max_batch_bytes = 32u << 20;    // a whole append
   std::size_t event_id_window = 10000;        // recent ids kept for idempotency
+  // checkpoint_due() once the partition log grew this much since the last
+  // checkpoint, or the node log grew four times this much (so that idle
+  // partitions let node-log segments go).
+  std::uint64_t checkpoint_bytes = 64u << 20;
 };
 
 // Result of any write. The write is acknowledged (durable under
@@ -132,6 +136,11 @@ class partition {
   // segments. Blocking.
   status checkpoint();
 
+  // Whether the owner should call checkpoint() now (see
+  // partition_options::checkpoint_bytes). The engine has no timer: the owner
+  // polls this, e.g. after each group-commit round.
+  bool checkpoint_due() const;
+
   // Applies one checked record read from the node log (`file` at `offset`)
   // during recovery. Records below end() are skipped; a record past end()
   // is an lsn gap.
@@ -221,6 +230,7 @@ class partition {
   lsn visible_end_{};
 
   std::uint64_t checkpoint_sequence_ = 0;
+  lsn checkpoint_end_{};
   node_log_position checkpoint_node_position_{};
   // Segments listed by the previous checkpoint: kept on disk so that it stays
   // loadable if the newest one is damaged.

@@ -269,6 +269,14 @@ status store::checkpoint_all() {
   return {};
 }
 
+status store::checkpoint_due() {
+  for (auto& p : partitions_) {
+    if (!p || !p->checkpoint_due()) continue;
+    if (auto s = p->checkpoint(); !s) return s;
+  }
+  return {};
+}
+
 status store::close() {
   if (auto d = sync(); !d) return d.err();
   return checkpoint_all();

@@ -61,6 +61,8 @@ class store {
   result<node_log_position> sync();
   // Checkpoints every open partition. Requires: no other thread uses them.
   status checkpoint_all();
+  // Checkpoints the partitions whose checkpoint_due() says so. Same requirement.
+  status checkpoint_due();
   // sync() + checkpoint_all(): a clean stop. The store stays usable.
   status close();
 

@@ -1,5 +1,6 @@
 #include "tests/support/fault_injection_file_system.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <set>
 #include <thread>
