@@ -36,6 +36,7 @@ result<std::unique_ptr<node_log>> node_log::open(file_system& fs, std::string di
   log->segments_ = std::move(existing);
   log->appended_ = end.value();
   log->durable_.store(end.value(), std::memory_order_release);
+  log->fdatasynced_ = end.value();
   log->last_fdatasync_ = std::chrono::steady_clock::now();
   return log;
 }
@@ -83,7 +84,8 @@ status node_log::write_round(std::span<const std::byte> bytes, std::uint64_t rou
     const std::string path = dir_ + "/" + segment_name(base);
     std::unique_ptr<writable_file> next;
     if (auto ec = fs_.open_writable(path, next)) return io_failure("create", path, ec);
-    if (auto ec = writer_->sync()) return io_failure("fdatasync", dir_, ec);
+    const std::string old_path = dir_ + "/" + segment_name(active.base);
+    if (auto ec = writer_->sync()) return io_failure("fdatasync", old_path, ec);
     // The new name is made durable here under every mode: a later interval
     // fdatasync of the new file would not cover its directory entry.
     if (auto ec = fs_.sync_directory(dir_)) return io_failure("fsync directory", dir_, ec);
@@ -94,22 +96,16 @@ status node_log::write_round(std::span<const std::byte> bytes, std::uint64_t rou
   }
   const std::string path = dir_ + "/" + segment_name(active.base);
   if (auto ec = writer_->append(bytes)) return io_failure("write", path, ec);
-  {
-    std::lock_guard lock(segments_mu_);
-    segments_.back().bytes += bytes.size();
-  }
-  const auto now = std::chrono::steady_clock::now();
-  const bool sync_now =
-      options_.mode == fsync_mode::always ||
-      (options_.mode == fsync_mode::interval && now - last_fdatasync_ >= options_.sync_interval);
-  if (sync_now) {
-    if (auto ec = writer_->sync()) return io_failure("fdatasync", path, ec);
-    last_fdatasync_ = now;
-  }
+  std::lock_guard lock(segments_mu_);
+  segments_.back().bytes += bytes.size();
   return {};
 }
 
-result<node_log_position> node_log::sync() {
+result<node_log_position> node_log::sync() { return round(false); }
+
+result<node_log_position> node_log::sync_to_disk() { return round(true); }
+
+result<node_log_position> node_log::round(bool force_fdatasync) {
   std::lock_guard io_lock(io_mu_);
   std::uint64_t round_start, round_end;
   {
@@ -119,21 +115,25 @@ result<node_log_position> node_log::sync() {
     round_end = appended_;
     round_start = appended_ - writing_.size();
   }
+  auto fail = [&](error e) -> result<node_log_position> {
+    std::lock_guard lock(append_mu_);
+    return fail_locked(std::move(e)).err();
+  };
   if (!writing_.empty()) {
-    if (auto s = write_round(writing_, round_start); !s) {
-      std::lock_guard lock(append_mu_);
-      return fail_locked(s.err()).err();
-    }
+    if (auto s = write_round(writing_, round_start); !s) return fail(s.err());
     writing_.clear();
-  } else if (options_.mode == fsync_mode::interval &&
-             std::chrono::steady_clock::now() - last_fdatasync_ >= options_.sync_interval &&
-             durable_.load(std::memory_order_relaxed) > 0) {
-    // Nothing new, but an interval sync may still owe the last writes.
+  }
+  const auto now = std::chrono::steady_clock::now();
+  const bool fdatasync_now =
+      force_fdatasync || options_.mode == fsync_mode::always ||
+      (options_.mode == fsync_mode::interval && now - last_fdatasync_ >= options_.sync_interval);
+  if (fdatasync_now && fdatasynced_ < round_end) {
     if (auto ec = writer_->sync()) {
-      std::lock_guard lock(append_mu_);
-      return fail_locked(io_failure("fdatasync", dir_, ec)).err();
+      const node_log_position active = segments().back().base;
+      return fail(io_failure("fdatasync", dir_ + "/" + segment_name(active), ec));
     }
-    last_fdatasync_ = std::chrono::steady_clock::now();
+    fdatasynced_ = round_end;
+    last_fdatasync_ = now;
   }
   durable_.store(round_end, std::memory_order_release);
   return node_log_position{round_end};

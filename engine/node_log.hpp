@@ -61,6 +61,10 @@ class node_log {
   // mode, fdatasyncs. Rounds are serialized; appends continue meanwhile.
   // Returns the new durable position. Blocking.
   result<node_log_position> sync();
+  // A round that fdatasyncs whatever the mode: on return everything
+  // appended before the call is on disk. Checkpoints use it, so that the
+  // node-log position they record never lies past what a power loss keeps.
+  result<node_log_position> sync_to_disk();
 
   // Everything below this position is acknowledged.
   node_log_position durable_position() const {
@@ -85,6 +89,9 @@ class node_log {
   node_log(file_system& fs, std::string dir, node_log_options options,
            std::uint32_t partition_count);
   status fail_locked(error e);  // Requires: append_mu_ held.
+  result<node_log_position> round(bool force_fdatasync);
+  // Writes `bytes` at the end, rolling to a new segment first if the active
+  // one is full. Requires: io_mu_ held.
   status write_round(std::span<const std::byte> bytes, std::uint64_t round_start);
 
   file_system& fs_;
@@ -100,6 +107,7 @@ class node_log {
   std::vector<std::byte> writing_;     // guarded by io_mu_
   std::unique_ptr<writable_file> writer_;  // guarded by io_mu_
   std::chrono::steady_clock::time_point last_fdatasync_;  // guarded by io_mu_
+  std::uint64_t fdatasynced_ = 0;      // guarded by io_mu_: position the last fdatasync covered
 
   mutable std::mutex segments_mu_;
   std::vector<segment> segments_;           // guarded by segments_mu_; last is active

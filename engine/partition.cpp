@@ -690,12 +690,17 @@ std::vector<lsn> partition::removable_segments() {
 }
 
 status partition::checkpoint() {
-  // Replay restarts at the durable position, not the appended one: a crash
-  // may lose node-log bytes past it, and the node log must then restart at
-  // its durable end without a gap. Records between the two that belong to
-  // this partition are in this checkpoint and are skipped by lsn on replay.
-  const node_log_position node_position =
-      wal_ ? wal_->durable_position() : node_log_position{0};
+  // Replay restarts at a position the node log has on disk (fdatasynced
+  // whatever the fsync mode): after a power loss the node log must restart
+  // at its end without leaving a gap before this position. It covers every
+  // record this partition appended so far.
+  node_log_position node_position{0};
+  if (wal_) {
+    auto synced = wal_->sync_to_disk();
+    if (!synced) return synced.err();
+    node_position = *synced;
+    advance_durable(node_position);
+  }
   if (auto s = log_->sync(); !s) return s;
 
   const auto removable = removable_segments();

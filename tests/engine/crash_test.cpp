@@ -650,6 +650,41 @@ TEST(crash_test, torn_tail_is_truncated) {
   }
 }
 
+TEST(crash_test, checkpoint_under_fsync_none_leaves_no_node_log_gap_after_power_loss) {
+  // Under fsync=none the node log acknowledges writes it never fdatasyncs. A
+  // checkpoint must still record a node-log position that is on disk, or the
+  // log restarts past its surviving end and later opens see a gap.
+  temp_dir dir;
+  fault_injection_file_system fs(engine::posix_file_system());
+  manual_clock clock;
+  auto options = small_store_options(dir.path(), fs, clock);
+  options.node_log.mode = engine::fsync_mode::none;
+  const std::string checkpointed = "cp-1";
+  {
+    auto st = must(engine::store::open(options), "open");
+    auto* p = must(st->get(st->partition_for(checkpointed)), "get");
+    must(p->append(checkpointed, expected_version::any(), make_events(1, 3)), "append");
+    must(st->sync(), "sync");
+    must(p->checkpoint(), "checkpoint");
+    for (std::uint64_t n = 4; n <= 20; ++n) {
+      const std::string other = "other-" + std::to_string(n % 5);
+      auto* q = must(st->get(st->partition_for(other)), "get");
+      must(q->append(other, expected_version::any(), make_events(n, 1)), "append");
+      must(st->sync(), "sync");  // acknowledged, never fdatasynced
+    }
+  }
+  ASSERT_FALSE(fs.power_loss(power_loss_mode::drop_unsynced));
+  for (int round = 0; round < 2; ++round) {
+    auto st = open_all(options);
+    ASSERT_TRUE(st) << "round " << round;
+    EXPECT_EQ(data_read(*st, checkpointed), data_list(1, 3)) << "round " << round;
+    auto* p = must(st->get(st->partition_for("after-1")), "get");
+    must(p->append("after-1", expected_version::any(), make_events(100 + round, 1)), "append");
+    must(st->sync(), "sync");  // then a crash: no close, no checkpoint
+  }
+  expect_verified(fs, options.directory);
+}
+
 TEST(crash_test, bit_flip_mid_log_is_refused_with_file_and_offset) {
   temp_dir dir;
   fault_injection_file_system fs(engine::posix_file_system());
