@@ -1,6 +1,6 @@
 // Named engine scenarios with their settings printed next to each figure.
 // Usage: engine_bench [--scenario NAME|all] [--dir DIR] [--events N] [--inflight N]
-//                     [--segment-bytes N]
+//                     [--segment-bytes N] [--syncers N]
 // Scenarios: append, append_sync, append_single_sync, append_single_sync_64,
 // read_forward, recovery. Results and commands: docs/benchmarks.md.
 
@@ -16,6 +16,7 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include "engine/store.hpp"
@@ -31,6 +32,7 @@ struct settings {
   std::uint64_t events = 0;    // 0: the scenario's default
   std::size_t inflight = 0;    // 0: the scenario's default
   std::uint64_t segment_bytes = 64u << 20;
+  std::size_t syncers = 1;  // group-commit threads
 };
 
 double seconds_since(steady::time_point start) {
@@ -72,6 +74,9 @@ std::vector<event_input> make_batch(std::uint64_t first_id, std::size_t count,
 
 std::unique_ptr<store> open_fresh(const settings& s, std::uint32_t partitions, fsync_mode mode) {
   std::filesystem::remove_all(s.dir);
+  // Start from a clean page cache: write-back of an earlier scenario's
+  // gigabytes would otherwise land in this one's fdatasyncs.
+  ::sync();
   store_options o;
   o.directory = s.dir;
   o.partition_count = partitions;
@@ -141,7 +146,8 @@ void append_group_commit(const settings& s, const std::string& name, std::size_t
   std::atomic<std::uint64_t> rounds{0};
   std::atomic<std::uint64_t> appends{0};   // bumped per append: wakes the syncer
   std::atomic<std::uint64_t> durable{0};   // published after each round: wakes the appender
-  std::thread syncer([&] {
+  // Several sync threads: their rounds' fdatasyncs overlap.
+  auto sync_loop = [&] {
     std::uint64_t seen = 0;
     while (!done.load(std::memory_order_acquire)) {
       appends.wait(seen, std::memory_order_acquire);
@@ -153,16 +159,25 @@ void append_group_commit(const settings& s, const std::string& name, std::size_t
         std::exit(1);
       }
       rounds.fetch_add(1, std::memory_order_relaxed);
-      durable.store(d->value(), std::memory_order_release);
+      node_log::raise(durable, d->value());
       durable.notify_one();
     }
-  });
+  };
+  std::vector<std::thread> syncers;
+  for (std::size_t i = 0; i < s.syncers; ++i) syncers.emplace_back(sync_loop);
 
   struct waiting {
     node_log_position ticket;
     partition* p;
   };
   std::deque<waiting> queue;
+  constexpr std::size_t k_appends_per_wake = 16;
+  std::size_t unannounced = 0;
+  auto wake_syncers = [&] {
+    appends.fetch_add(1, std::memory_order_release);
+    appends.notify_one();
+    unannounced = 0;
+  };
   auto events = make_batch(0, batch, size);
   std::vector<double> latencies;
   const auto start = steady::now();
@@ -171,6 +186,7 @@ void append_group_commit(const settings& s, const std::string& name, std::size_t
     while (queue.size() >= inflight) {
       const std::uint64_t seen = durable.load(std::memory_order_acquire);
       if (queue.front().ticket.value() > seen) {
+        if (unannounced > 0) wake_syncers();
         durable.wait(seen, std::memory_order_acquire);
         continue;
       }
@@ -187,10 +203,12 @@ void append_group_commit(const settings& s, const std::string& name, std::size_t
       std::exit(1);
     }
     queue.push_back({r->durable_after, owner[stream]});
-    appends.fetch_add(1, std::memory_order_release);
-    appends.notify_one();
+    // Wake a sync thread now and then, not per append: a futex wake per
+    // append costs more than the append.
+    if (++unannounced >= k_appends_per_wake) wake_syncers();
     written += batch;
   }
+  wake_syncers();
   while (!queue.empty()) {
     const std::uint64_t seen = durable.load(std::memory_order_acquire);
     if (queue.back().ticket.value() <= seen) break;
@@ -199,11 +217,11 @@ void append_group_commit(const settings& s, const std::string& name, std::size_t
   const double seconds = seconds_since(start);
   done = true;
   appends.fetch_add(1, std::memory_order_release);
-  appends.notify_one();
-  syncer.join();
+  appends.notify_all();
+  for (auto& t : syncers) t.join();
   report(name,
-         fmt::format("batch={} size={} inflight={} partitions={} fsync=always", batch, size,
-                     inflight, partitions),
+         fmt::format("batch={} size={} inflight={} partitions={} syncers={} fsync=always", batch,
+                     size, inflight, partitions, s.syncers),
          written, seconds,
          fmt::format("sync_rounds={} events/round={:.1f}", rounds.load(),
                      double(written) / std::max<std::uint64_t>(rounds.load(), 1)));
@@ -294,6 +312,7 @@ int main(int argc, char** argv) {
     else if (flag == "--events") s.events = std::stoull(value);
     else if (flag == "--inflight") s.inflight = std::stoull(value);
     else if (flag == "--segment-bytes") s.segment_bytes = std::stoull(value);
+    else if (flag == "--syncers") s.syncers = std::stoull(value);
     else {
       fmt::print(stderr, "unknown flag {}\n", flag);
       return 2;
@@ -302,7 +321,7 @@ int main(int argc, char** argv) {
   const std::map<std::string, std::function<void()>> scenarios = {
       {"append", [&] { append_unsynced(s); }},
       {"append_sync",
-       [&] { append_group_commit(s, "append_sync", 100, 16, 1, 5'000'000); }},
+       [&] { append_group_commit(s, "append_sync", 100, 64, 1, 5'000'000); }},
       {"append_single_sync",
        [&] { append_group_commit(s, "append_single_sync", 1, 256, 1, 2'000'000); }},
       {"append_single_sync_64",

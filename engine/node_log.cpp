@@ -28,7 +28,9 @@ result<std::unique_ptr<node_log>> node_log::open(file_system& fs, std::string di
     existing.push_back({end, 0});
   }
   const std::string path = log->dir_ + "/" + segment_name(existing.back().base);
-  if (auto ec = fs.open_writable(path, log->writer_)) return io_failure("open", path, ec);
+  std::unique_ptr<writable_file> writer;
+  if (auto ec = fs.open_writable(path, writer)) return io_failure("open", path, ec);
+  log->writer_ = std::move(writer);
   // Recovery replayed what it found here; make it durable before new appends
   // are acknowledged on top of it.
   if (auto ec = log->writer_->sync()) return io_failure("fdatasync", path, ec);
@@ -36,7 +38,7 @@ result<std::unique_ptr<node_log>> node_log::open(file_system& fs, std::string di
   log->segments_ = std::move(existing);
   log->appended_ = end.value();
   log->durable_.store(end.value(), std::memory_order_release);
-  log->fdatasynced_ = end.value();
+  log->fdatasynced_.store(end.value(), std::memory_order_release);
   log->last_fdatasync_ = std::chrono::steady_clock::now();
   return log;
 }
@@ -106,37 +108,57 @@ result<node_log_position> node_log::sync() { return round(false); }
 result<node_log_position> node_log::sync_to_disk() { return round(true); }
 
 result<node_log_position> node_log::round(bool force_fdatasync) {
-  std::lock_guard io_lock(io_mu_);
-  std::uint64_t round_start, round_end;
-  {
-    std::lock_guard lock(append_mu_);
-    if (failure_) return *failure_;
-    writing_.swap(pending_);
-    round_end = appended_;
-    round_start = appended_ - writing_.size();
-  }
+  std::shared_ptr<writable_file> writer;
+  std::string path;
+  std::uint64_t round_end;
   auto fail = [&](error e) -> result<node_log_position> {
     std::lock_guard lock(append_mu_);
     return fail_locked(std::move(e)).err();
   };
-  if (!writing_.empty()) {
-    if (auto s = write_round(writing_, round_start); !s) return fail(s.err());
-    writing_.clear();
-  }
-  const auto now = std::chrono::steady_clock::now();
-  const bool fdatasync_now =
-      force_fdatasync || options_.mode == fsync_mode::always ||
-      (options_.mode == fsync_mode::interval && now - last_fdatasync_ >= options_.sync_interval);
-  if (fdatasync_now && fdatasynced_ < round_end) {
-    if (auto ec = writer_->sync()) {
-      const node_log_position active = segments().back().base;
-      return fail(io_failure("fdatasync", dir_ + "/" + segment_name(active), ec));
+  {
+    // Write phase: one round at a time, so bytes land in append order.
+    std::lock_guard io_lock(io_mu_);
+    std::uint64_t round_start;
+    {
+      std::lock_guard lock(append_mu_);
+      if (failure_) return *failure_;
+      writing_.swap(pending_);
+      round_end = appended_;
+      round_start = appended_ - writing_.size();
     }
-    fdatasynced_ = round_end;
-    last_fdatasync_ = now;
+    if (!writing_.empty()) {
+      if (auto s = write_round(writing_, round_start); !s) return fail(s.err());
+      writing_.clear();
+    }
+    const auto now = std::chrono::steady_clock::now();
+    const bool fdatasync_now =
+        force_fdatasync || options_.mode == fsync_mode::always ||
+        (options_.mode == fsync_mode::interval && now - last_fdatasync_ >= options_.sync_interval);
+    if (fdatasync_now && fdatasynced_.load(std::memory_order_acquire) < round_end) {
+      writer = writer_;
+      path = dir_ + "/" + segment_name(segments().back().base);
+      last_fdatasync_ = now;
+    }
   }
-  durable_.store(round_end, std::memory_order_release);
-  return node_log_position{round_end};
+  // Sync phase, outside the lock: rounds overlap, and the device serves
+  // several fdatasyncs at once. Each covers every byte written before it
+  // started, including earlier rounds still syncing.
+  if (writer) {
+    if (auto ec = writer->sync()) return fail(io_failure("fdatasync", path, ec));
+  }
+  std::lock_guard lock(append_mu_);
+  // After any failure nothing more is acknowledged, even by a round whose
+  // own fdatasync succeeded.
+  if (failure_) return *failure_;
+  if (writer) raise(fdatasynced_, round_end);
+  raise(durable_, round_end);
+  return node_log_position{durable_.load(std::memory_order_acquire)};
+}
+
+void node_log::raise(std::atomic<std::uint64_t>& position, std::uint64_t to) {
+  std::uint64_t seen = position.load(std::memory_order_acquire);
+  while (seen < to && !position.compare_exchange_weak(seen, to, std::memory_order_acq_rel)) {
+  }
 }
 
 status node_log::release(partition_id p, node_log_position pos) {

@@ -58,8 +58,10 @@ class node_log {
   result<node_log_position> append(std::span<const std::byte> frame);
 
   // One group-commit round: writes every pending frame and, per the fsync
-  // mode, fdatasyncs. Rounds are serialized; appends continue meanwhile.
-  // Returns the new durable position. Blocking.
+  // mode, fdatasyncs. Writes are serialized; fdatasyncs of concurrent rounds
+  // overlap (several sync threads raise throughput: the device serves
+  // several syncs at once). Appends continue meanwhile. Returns the durable
+  // position, which never moves back. Blocking.
   result<node_log_position> sync();
   // A round that fdatasyncs whatever the mode: on return everything
   // appended before the call is on disk. Checkpoints use it, so that the
@@ -85,6 +87,10 @@ class node_log {
   const std::string& directory() const { return dir_; }
   static std::string segment_name(node_log_position base);
 
+  // Atomically raises `position` to `to` if it is below (for publishing
+  // durable positions from several sync threads).
+  static void raise(std::atomic<std::uint64_t>& position, std::uint64_t to);
+
  private:
   node_log(file_system& fs, std::string dir, node_log_options options,
            std::uint32_t partition_count);
@@ -105,9 +111,10 @@ class node_log {
 
   std::mutex io_mu_;                   // one sync round at a time
   std::vector<std::byte> writing_;     // guarded by io_mu_
-  std::unique_ptr<writable_file> writer_;  // guarded by io_mu_
+  // Shared so a round can fdatasync it outside io_mu_ while a roll replaces it.
+  std::shared_ptr<writable_file> writer_;  // guarded by io_mu_
   std::chrono::steady_clock::time_point last_fdatasync_;  // guarded by io_mu_
-  std::uint64_t fdatasynced_ = 0;      // guarded by io_mu_: position the last fdatasync covered
+  std::atomic<std::uint64_t> fdatasynced_{0};  // position fdatasyncs have covered
 
   mutable std::mutex segments_mu_;
   std::vector<segment> segments_;           // guarded by segments_mu_; last is active

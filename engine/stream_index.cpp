@@ -16,12 +16,10 @@ stream_entry& stream_index::get_or_create(std::string_view id) {
   if (auto* existing = find(id)) return *existing;
   auto& entry = entries_.emplace_back();
   entry.id.assign(id);
-  by_id_.emplace(entry.id, static_cast<std::uint32_t>(entries_.size() - 1));
+  entry.number = static_cast<std::uint32_t>(entries_.size() - 1);
+  by_id_.emplace(entry.id, entry.number);
   return entry;
 }
 
-std::uint32_t stream_index::number_of(const stream_entry& entry) const {
-  return by_id_.find(entry.id)->second;
-}
 
 }  // namespace annal::engine

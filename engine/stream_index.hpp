@@ -32,6 +32,7 @@ struct snapshot_ref {
 // Everything the partition knows about one stream.
 struct stream_entry {
   std::string id;
+  std::uint32_t number = 0;  // dense index in its stream_index
   std::uint64_t next_version = 0;   // version the next appended event gets
   std::uint64_t first_located = 0;  // version of locations[0]; older ones are gone
   std::vector<event_location> locations;  // ascending, one per version from first_located
@@ -57,7 +58,7 @@ class stream_index {
   // Returns the entry for `id`, creating an empty one if needed.
   stream_entry& get_or_create(std::string_view id);
 
-  std::uint32_t number_of(const stream_entry& entry) const;
+  std::uint32_t number_of(const stream_entry& entry) const { return entry.number; }
   stream_entry& at(std::uint32_t number) { return entries_[number]; }
   const stream_entry& at(std::uint32_t number) const { return entries_[number]; }
   std::size_t size() const { return entries_.size(); }

@@ -171,6 +171,36 @@ TEST_F(node_log_test, synced_bytes_survive_a_power_loss_under_fsync_always) {
   EXPECT_EQ(frames_in(dir_.file(wal(0))).size(), 2u);
 }
 
+TEST_F(node_log_test, overlapping_sync_rounds_acknowledge_only_what_is_on_disk) {
+  // Rounds from several threads fdatasync concurrently; whatever any of them
+  // reports durable must survive a power loss.
+  std::uint64_t acknowledged = 0;
+  {
+    auto log = open(with_mode(fsync_mode::always));
+    std::atomic<bool> stop{false};
+    std::atomic<std::uint64_t> highest{0};
+    std::vector<std::thread> syncers;
+    for (int t = 0; t < 3; ++t) {
+      syncers.emplace_back([&] {
+        while (!stop.load()) {
+          auto d = log->sync();
+          ASSERT_TRUE(d.ok()) << d.err().message;
+          node_log::raise(highest, d->value());
+        }
+      });
+    }
+    for (int i = 0; i < 2000; ++i) append(*log, 0, static_cast<std::uint64_t>(i) * k_frame);
+    stop = true;
+    for (auto& t : syncers) t.join();
+    acknowledged = highest.load();
+    append(*log, 0, 2000 * k_frame);  // never synced
+  }
+  ASSERT_GT(acknowledged, 0u);
+  ASSERT_FALSE(fs_.power_loss(power_loss_mode::drop_unsynced));
+  EXPECT_GE(size_on_disk(dir_.file(wal(0))), acknowledged);
+  EXPECT_EQ(frames_in(dir_.file(wal(0))).size() * k_frame, size_on_disk(dir_.file(wal(0))));
+}
+
 TEST_F(node_log_test, fsync_none_acknowledges_written_bytes_that_a_power_loss_drops) {
   {
     auto log = open(with_mode(fsync_mode::none));
