@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/crc32c.hpp"
+#include "tests/support/disk_view.hpp"
 #include "tests/support/byte_damage.hpp"
 #include "tests/support/event_factory.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -33,6 +34,8 @@ using annal::engine::snapshot_ref;
 using annal::engine::store_checkpoint;
 using annal::engine::stream_index;
 using annal::testing::make_event_id;
+using annal::testing::files_in;
+using annal::testing::size_on_disk;
 using annal::testing::temp_dir;
 
 constexpr partition_id k_partition{2};
@@ -80,12 +83,6 @@ struct sample_state {
 
 std::string path_of(const temp_dir& dir, std::uint64_t sequence) {
   return dir.file(checkpoint_name(sequence));
-}
-
-std::vector<std::string> files_in(const std::string& dir) {
-  std::vector<std::string> names;
-  EXPECT_FALSE(posix_file_system().list_files(dir, names));
-  return names;
 }
 
 void reseal(std::vector<std::byte>& bytes) {

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/log_format.hpp"
+#include "tests/support/disk_view.hpp"
 #include "tests/support/byte_damage.hpp"
 #include "tests/support/fault_injection_file_system.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -28,6 +29,8 @@ using annal::engine::node_log;
 using annal::engine::node_log_options;
 using annal::engine::posix_file_system;
 using annal::testing::fault_injection_file_system;
+using annal::testing::files_in;
+using annal::testing::size_on_disk;
 using annal::testing::temp_dir;
 using power_loss_mode = fault_injection_file_system::power_loss_mode;
 namespace lf = annal::engine::log_format;
@@ -45,18 +48,6 @@ std::vector<std::byte> make_frame(std::uint32_t partition, std::uint64_t positio
 }
 
 std::string wal(std::uint64_t base) { return node_log::segment_name(node_log_position{base}); }
-
-std::uint64_t size_on_disk(const std::string& path) {
-  std::uint64_t size = 0;
-  EXPECT_FALSE(posix_file_system().file_size(path, size)) << path;
-  return size;
-}
-
-std::vector<std::string> files_in(const std::string& dir) {
-  std::vector<std::string> names;
-  EXPECT_FALSE(posix_file_system().list_files(dir, names));
-  return names;
-}
 
 // The frames of one node-log file, in order; fails the test on a bad frame.
 std::vector<lf::record_header> frames_in(const std::string& path) {

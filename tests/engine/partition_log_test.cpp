@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/log_format.hpp"
+#include "tests/support/disk_view.hpp"
 #include "tests/support/byte_damage.hpp"
 #include "tests/support/fault_injection_file_system.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -23,6 +24,8 @@ using annal::engine::partition_log_options;
 using annal::engine::posix_file_system;
 using annal::engine::record_ref;
 using annal::testing::fault_injection_file_system;
+using annal::testing::files_in;
+using annal::testing::size_on_disk;
 using annal::testing::temp_dir;
 namespace lf = annal::engine::log_format;
 
@@ -46,18 +49,6 @@ std::vector<std::byte> make_frame(lsn position, std::size_t payload = k_payload)
 }
 
 std::vector<std::byte> bytes_of(const record_ref& r) { return {r.frame.begin(), r.frame.end()}; }
-
-std::uint64_t size_on_disk(const std::string& path) {
-  std::uint64_t size = 0;
-  EXPECT_FALSE(posix_file_system().file_size(path, size)) << path;
-  return size;
-}
-
-std::vector<std::string> files_in(const std::string& dir) {
-  std::vector<std::string> names;
-  EXPECT_FALSE(posix_file_system().list_files(dir, names));
-  return names;
-}
 
 class partition_log_test : public ::testing::Test {
  protected:
