@@ -181,12 +181,17 @@ TEST_F(node_log_test, overlapping_sync_rounds_acknowledge_only_what_is_on_disk) 
       });
     }
     for (int i = 0; i < 2000; ++i) append(*log, 0, static_cast<std::uint64_t>(i) * k_frame);
+    // Let the sync threads acknowledge everything (deadline, not a sleep).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (highest.load() < 2000 * k_frame && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
     stop = true;
     for (auto& t : syncers) t.join();
     acknowledged = highest.load();
     append(*log, 0, 2000 * k_frame);  // never synced
   }
-  ASSERT_GT(acknowledged, 0u);
+  ASSERT_EQ(acknowledged, 2000 * k_frame);
   ASSERT_FALSE(fs_.power_loss(power_loss_mode::drop_unsynced));
   EXPECT_GE(size_on_disk(dir_.file(wal(0))), acknowledged);
   EXPECT_EQ(frames_in(dir_.file(wal(0))).size() * k_frame, size_on_disk(dir_.file(wal(0))));
