@@ -1,5 +1,7 @@
 #include "engine/node_log.hpp"
 
+#include "engine/file_names.hpp"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -8,7 +10,7 @@
 namespace annal::engine {
 
 std::string node_log::segment_name(node_log_position base) {
-  return fmt::format("{:020}.wal", base.value());
+  return numbered_name(base.value(), k_node_log_suffix);
 }
 
 node_log::node_log(file_system& fs, std::string dir, node_log_options options,

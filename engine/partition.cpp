@@ -36,6 +36,11 @@ error wrong_version(std::string_view stream, const stream_entry* entry, expected
   return e;
 }
 
+error invalid_stream_id() {
+  return error{errc::invalid_stream_id,
+               "a stream id is 1..256 bytes of UTF-8 without control characters"};
+}
+
 }  // namespace
 
 partition::partition(file_system& fs, clock& clock, node_log* wal, std::string dir,
@@ -83,8 +88,7 @@ result<std::unique_ptr<partition>> partition::open(file_system& fs, clock& clock
 
 status partition::validate(std::string_view stream, std::span<const event_input> events) {
   if (!valid_stream_id(stream)) {
-    return error{errc::invalid_stream_id,
-                 "a stream id is 1..256 bytes of UTF-8 without control characters"};
+    return invalid_stream_id();
   }
   if (events.empty()) return error{errc::invalid_event, "an append needs at least one event"};
   if (events.size() > options_.max_batch_events) {
@@ -270,8 +274,7 @@ result<append_result> partition::append(std::string_view stream, expected_versio
 result<write_result> partition::set_metadata(std::string_view stream,
                                              const stream_metadata& metadata) {
   if (!valid_stream_id(stream)) {
-    return error{errc::invalid_stream_id,
-                 "a stream id is 1..256 bytes of UTF-8 without control characters"};
+    return invalid_stream_id();
   }
   stream_entry* entry = index_.find(stream);
   if (entry && entry->tombstoned) {
@@ -291,8 +294,7 @@ result<write_result> partition::set_metadata(std::string_view stream,
 result<write_result> partition::delete_stream(std::string_view stream, expected_version expected,
                                               bool tombstone) {
   if (!valid_stream_id(stream)) {
-    return error{errc::invalid_stream_id,
-                 "a stream id is 1..256 bytes of UTF-8 without control characters"};
+    return invalid_stream_id();
   }
   stream_entry* entry = index_.find(stream);
   if (auto e = check_expected(entry, expected, stream)) return *e;

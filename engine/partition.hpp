@@ -156,7 +156,6 @@ class partition {
 
   lsn end() const { return log_->end(); }
   lsn visible_end() const { return visible_end_; }
-  std::size_t stream_count() const { return index_.size(); }
   const stream_index& index() const { return index_; }
   partition_log& log() { return *log_; }
 

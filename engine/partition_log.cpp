@@ -1,35 +1,24 @@
 #include "engine/partition_log.hpp"
 
+#include "engine/file_names.hpp"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 
 namespace annal::engine {
 namespace {
 
-constexpr std::string_view k_segment_suffix = ".seg";
-constexpr std::size_t k_name_digits = 20;
 constexpr std::size_t k_npos = static_cast<std::size_t>(-1);
 // The smallest read of a record from a segment file.
 constexpr std::size_t k_min_read_bytes = 4096;
 
-// Parses "<20 digits>.seg"; false for any other name.
-bool parse_segment_name(const std::string& name, std::uint64_t& base) {
-  if (name.size() != k_name_digits + k_segment_suffix.size() ||
-      !name.ends_with(k_segment_suffix)) {
-    return false;
-  }
-  auto [ptr, ec] = std::from_chars(name.data(), name.data() + k_name_digits, base);
-  return ec == std::errc{} && ptr == name.data() + k_name_digits;
-}
-
 }  // namespace
 
 std::string partition_log::segment_name(lsn base) {
-  return fmt::format("{:020}{}", base.value(), k_segment_suffix);
+  return numbered_name(base.value(), k_segment_suffix);
 }
 
 partition_log::partition_log(file_system& fs, std::string dir, partition_id partition,
@@ -53,7 +42,7 @@ result<std::unique_ptr<partition_log>> partition_log::open(
   std::vector<std::uint64_t> on_disk;
   for (const auto& name : names) {
     std::uint64_t base;
-    if (parse_segment_name(name, base)) on_disk.push_back(base);
+    if (parse_numbered_name(name, k_segment_suffix, base)) on_disk.push_back(base);
   }
   auto listed = [&](std::uint64_t base) {
     return std::any_of(live_segments.begin(), live_segments.end(),

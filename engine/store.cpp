@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "engine/file_names.hpp"
 #include "engine/log_scanner.hpp"
 #include "engine/partitioning.hpp"
 
@@ -15,10 +16,6 @@ namespace {
 
 constexpr std::string_view k_meta_name = "store.meta";
 constexpr std::string_view k_meta_header = "annal-store 1\npartitions ";
-
-std::string partition_dir(const std::string& root, partition_id id) {
-  return fmt::format("{}/partitions/{:05}", root, id.value());
-}
 
 // The first `size` bytes of `path`: mapped where the file system offers it
 // (no copy), read otherwise. `keep` owns the bytes.
@@ -35,12 +32,6 @@ status load_whole_file(file_system& fs, const std::string& path, std::uint64_t s
   bytes = *copy;
   keep = std::move(copy);
   return {};
-}
-
-bool parse_wal_name(const std::string& name, std::uint64_t& base) {
-  if (name.size() != 24 || !name.ends_with(".wal")) return false;
-  auto [ptr, ec] = std::from_chars(name.data(), name.data() + 20, base);
-  return ec == std::errc{} && ptr == name.data() + 20;
 }
 
 }  // namespace
@@ -66,7 +57,7 @@ result<std::unique_ptr<store>> store::open(store_options options) {
 status store::recover() {
   file_system& fs = *fs_;
   const std::string& root = options_.directory;
-  if (auto ec = fs.create_directories(root + "/node-log")) {
+  if (auto ec = fs.create_directories(node_log_directory(root))) {
     return io_failure("create directory", root, ec);
   }
   if (auto ec = fs.create_directories(root + "/partitions")) {
@@ -102,7 +93,7 @@ status store::recover() {
   failures_.resize(partition_count_);
   for (std::uint32_t i = 0; i < partition_count_; ++i) {
     const partition_id id{i};
-    auto p = partition::open(fs, *options_.clock, nullptr, partition_dir(root, id), id,
+    auto p = partition::open(fs, *options_.clock, nullptr, partition_directory(root, id), id,
                              options_.partition);
     if (p) {
       partitions_[i] = std::move(*p);
@@ -113,13 +104,13 @@ status store::recover() {
   }
 
   // Node-log segments, ascending.
-  const std::string wal_dir = root + "/node-log";
+  const std::string wal_dir = node_log_directory(root);
   std::vector<std::string> names;
   if (auto ec = fs.list_files(wal_dir, names)) return io_failure("list", wal_dir, ec);
   std::vector<node_log::segment> segments;
   for (const auto& name : names) {
     std::uint64_t base;
-    if (!parse_wal_name(name, base)) continue;
+    if (!parse_numbered_name(name, k_node_log_suffix, base)) continue;
     std::uint64_t size = 0;
     if (auto ec = fs.file_size(wal_dir + "/" + name, size)) {
       return io_failure("stat", wal_dir + "/" + name, ec);

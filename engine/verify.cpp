@@ -3,11 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <charconv>
 #include <map>
 #include <unordered_map>
 
 #include "engine/checkpoint.hpp"
+#include "engine/file_names.hpp"
 #include "engine/log_scanner.hpp"
 #include "engine/partitioning.hpp"
 #include "engine/record_codec.hpp"
@@ -16,12 +16,6 @@ namespace annal::engine {
 namespace {
 
 using severity = verify_problem::severity;
-
-bool parse_numbered(const std::string& name, std::string_view suffix, std::uint64_t& value) {
-  if (name.size() != 20 + suffix.size() || !name.ends_with(suffix)) return false;
-  auto [ptr, ec] = std::from_chars(name.data(), name.data() + 20, value);
-  return ec == std::errc{} && ptr == name.data() + 20;
-}
 
 void add(verify_report& report, severity level, std::string file, std::uint64_t offset,
          std::string message) {
@@ -118,7 +112,7 @@ void verify_partition(file_system& fs, const std::string& dir, partition_id id,
   std::map<std::uint64_t, std::string> segment_files;
   for (const auto& name : names) {
     std::uint64_t base;
-    if (parse_numbered(name, ".seg", base)) segment_files.emplace(base, dir + "/" + name);
+    if (parse_numbered_name(name, k_segment_suffix, base)) segment_files.emplace(base, dir + "/" + name);
   }
   const std::uint64_t synced_end = newest ? newest->log_end.value() : 0;
   if (newest) {
@@ -195,7 +189,7 @@ void verify_partition(file_system& fs, const std::string& dir, partition_id id,
 
 verify_report verify_store(file_system& fs, const std::string& directory) {
   verify_report report;
-  const std::string wal_dir = directory + "/node-log";
+  const std::string wal_dir = node_log_directory(directory);
   std::vector<std::string> names;
   if (auto ec = fs.list_files(wal_dir, names)) {
     add(report, severity::error, wal_dir, 0, fmt::format("cannot list: {}", ec.message()));
@@ -203,7 +197,7 @@ verify_report verify_store(file_system& fs, const std::string& directory) {
   std::vector<std::pair<std::uint64_t, std::string>> wal_segments;
   for (const auto& name : names) {
     std::uint64_t base;
-    if (parse_numbered(name, ".wal", base)) wal_segments.emplace_back(base, wal_dir + "/" + name);
+    if (parse_numbered_name(name, k_node_log_suffix, base)) wal_segments.emplace_back(base, wal_dir + "/" + name);
   }
   std::sort(wal_segments.begin(), wal_segments.end());
   std::optional<std::uint64_t> expected;
@@ -233,11 +227,10 @@ verify_report verify_store(file_system& fs, const std::string& directory) {
              : fmt::format("{}", outcome->reason));
   }
 
-  const std::string partitions_dir = directory + "/partitions";
   // list_files returns regular files only; partition directories are numbered
   // 00000.. so probe them in order until one is missing.
   for (std::uint32_t i = 0;; ++i) {
-    const std::string dir = fmt::format("{}/{:05}", partitions_dir, i);
+    const std::string dir = partition_directory(directory, partition_id{i});
     if (!fs.exists(dir)) break;
     verify_partition(fs, dir, partition_id{i}, report);
   }

@@ -1,0 +1,26 @@
+#pragma once
+
+// File and directory names of a data directory (docs/log_format.md,
+// "Directory layout"). Stateless.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "engine/types.hpp"
+
+namespace annal::engine {
+
+inline constexpr std::string_view k_segment_suffix = ".seg";
+inline constexpr std::string_view k_node_log_suffix = ".wal";
+
+// "<20 decimal digits><suffix>" for segment files named by a position.
+std::string numbered_name(std::uint64_t position, std::string_view suffix);
+// Parses a numbered_name with this suffix; false for any other name.
+bool parse_numbered_name(const std::string& name, std::string_view suffix,
+                         std::uint64_t& position);
+
+std::string node_log_directory(const std::string& root);
+std::string partition_directory(const std::string& root, partition_id id);
+
+}  // namespace annal::engine
