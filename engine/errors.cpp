@@ -36,8 +36,25 @@ const char* errc_name(errc e) {
     case errc::corruption: return "corruption";
     case errc::io_error: return "io_error";
     case errc::partition_unavailable: return "partition_unavailable";
+    case errc::malformed_request: return "malformed_request";
+    case errc::unknown_request: return "unknown_request";
+    case errc::unsupported_version: return "unsupported_version";
+    case errc::frame_too_large: return "frame_too_large";
+    case errc::too_many_connections: return "too_many_connections";
+    case errc::overloaded: return "overloaded";
+    case errc::timeout: return "timeout";
+    case errc::connection_lost: return "connection_lost";
+    case errc::shutting_down: return "shutting_down";
+    case errc::not_found: return "not_found";
   }
   return "unknown";
+}
+
+std::optional<errc> errc_from_name(std::string_view name) {
+  for (int value = 0; value <= static_cast<int>(errc::not_found); ++value) {
+    if (name == errc_name(static_cast<errc>(value))) return static_cast<errc>(value);
+  }
+  return std::nullopt;
 }
 
 error io_failure(std::string_view what, const std::string& path, std::error_code ec) {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -12,8 +13,8 @@
 
 namespace annal::engine {
 
-// Every failure the engine reports. Stable: the server maps these to wire
-// and HTTP error codes.
+// Every failure Annal reports, from the engine up to the client. Stable: the
+// names (errc_name) are the `code` of wire and HTTP errors.
 enum class errc {
   ok = 0,
   // Append and read semantics.
@@ -32,7 +33,21 @@ enum class errc {
   corruption,         // any other structural damage (bad header, undecodable payload)
   io_error,           // a write, sync or read failed; writes stay refused (sticky)
   partition_unavailable,  // the partition failed to open; see the open error
+  // Service: reported by the server and the client, never by the engine.
+  malformed_request,     // a frame or body that does not decode, or a missing field
+  unknown_request,       // a message type this node does not know
+  unsupported_version,   // the protocol handshake named a version we do not speak
+  frame_too_large,       // a frame or body over the configured limit
+  too_many_connections,  // the connection limit is reached
+  overloaded,            // too many requests in flight on one connection
+  timeout,               // no reply in time (client side), or idle connection closed
+  connection_lost,       // the connection closed with the request in flight
+  shutting_down,         // the node is stopping and takes no new requests
+  not_found,             // no such route or resource (HTTP)
 };
+
+// The errc whose errc_name() is `name`; nullopt for a name we do not know.
+std::optional<errc> errc_from_name(std::string_view name);
 
 const std::error_category& engine_category();
 std::error_code make_error_code(errc e);

@@ -14,6 +14,7 @@ packages=(
   libisal-dev libxxhash-dev
   nlohmann-json3-dev
   libcli11-dev
+  librestinio-dev libhttp-parser-dev
 )
 
 missing=()

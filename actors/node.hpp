@@ -1,0 +1,54 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "actors/metrics.hpp"
+#include "actors/requests.hpp"
+#include "engine/node_log.hpp"
+#include "engine/partition.hpp"
+
+namespace annal::actors {
+
+struct node_options {
+  std::string node_id = "dev";
+  std::string data_dir = "annal-data";
+  std::uint32_t partition_count = 64;  // used only when the store is created
+  engine::fsync_mode fsync = engine::fsync_mode::always;
+  std::chrono::milliseconds sync_interval{100};  // fsync=interval
+  std::size_t sync_threads = 2;       // overlapping group-commit rounds
+  std::size_t actor_threads = 2;      // CAF scheduler workers
+  engine::partition_options partition;
+};
+
+// One node's store served by CAF actors: a partition actor per partition
+// (sole owner of its engine partition), a router from stream to partition,
+// group-commit sync threads that release each append's reply after the
+// fdatasync that covers it, and background checkpoints.
+class node {
+ public:
+  // Opens (recovering) or creates the store in options.data_dir and starts
+  // the actors. Fails if the store cannot be opened at all; partitions
+  // damaged on their own answer errc::partition_unavailable.
+  static result<std::unique_ptr<node>> start(node_options options);
+  ~node();  // stop()
+
+  request_handler& handler();
+  node_metrics& metrics();
+  const node_options& options() const;
+  std::uint32_t partition_count() const;
+
+  // Stops taking requests (new ones fail with errc::shutting_down), waits for
+  // the ones in flight, runs a final sync and checkpoint, and stops the
+  // actors. Blocking; idempotent. Every append acknowledged before or during
+  // stop() is durable when it returns.
+  void stop();
+
+ private:
+  struct impl;
+  explicit node(std::unique_ptr<impl> impl);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace annal::actors

@@ -1,0 +1,79 @@
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/errors.hpp"
+#include "engine/partition.hpp"
+#include "engine/types.hpp"
+
+namespace annal::actors {
+
+using engine::error;
+using engine::errc;
+using engine::result;
+
+// The operations a node serves, as plain values. The binary protocol, the
+// HTTP API and (later) peer links decode into these and encode the replies.
+
+struct append_request {
+  std::string stream;
+  engine::expected_version expected;
+  // Events with a nil (all-zero) id get a random version-4 UUID.
+  std::vector<engine::event_input> events;
+};
+
+struct append_reply {
+  stream_version first_version;
+  stream_version last_version;
+  lsn position;
+  partition_id partition;
+  bool duplicate = false;
+};
+
+struct read_request {
+  std::string stream;
+  stream_version from;
+  bool from_end = false;  // backward from the last event, ignoring `from`
+  std::size_t limit = 100;
+  engine::read_direction direction = engine::read_direction::forward;
+};
+
+// Acknowledgement of a metadata change, delete or snapshot.
+struct write_reply {
+  lsn position;
+  partition_id partition;
+};
+
+// A reply callback. Called exactly once, on an actor or sync thread: it must
+// not block; network code posts the reply to its own executor.
+template <class T>
+using reply_fn = std::function<void(result<T>)>;
+
+// The asynchronous request API of a node. Thread-safe: any thread may call
+// it at any time; every call ends in exactly one reply_fn call, also when the
+// node is stopping (errc::shutting_down).
+class request_handler {
+ public:
+  virtual ~request_handler() = default;
+
+  virtual void append(append_request request, reply_fn<append_reply> reply) = 0;
+  // errc::stream_not_found if the stream never existed (or is soft-deleted
+  // with nothing written since).
+  virtual void read(read_request request, reply_fn<engine::read_page> reply) = 0;
+  virtual void read_last(std::string stream, reply_fn<engine::read_page> reply) = 0;
+  virtual void get_stream_info(std::string stream, reply_fn<engine::stream_info> reply) = 0;
+  virtual void set_metadata(std::string stream, engine::stream_metadata metadata,
+                            reply_fn<write_reply> reply) = 0;
+  virtual void delete_stream(std::string stream, engine::expected_version expected,
+                             bool tombstone, reply_fn<write_reply> reply) = 0;
+  virtual void put_snapshot(std::string stream, stream_version version, std::string payload,
+                            reply_fn<write_reply> reply) = 0;
+  // nullopt: the stream has no snapshot.
+  virtual void get_snapshot(std::string stream,
+                            reply_fn<std::optional<engine::snapshot_read>> reply) = 0;
+};
+
+}  // namespace annal::actors

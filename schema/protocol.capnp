@@ -1,0 +1,175 @@
+# The binary client protocol (client <-> node). Framing, handshake and limits
+# are described in docs/protocol.md. Fields are only ever added; a field's
+# meaning never changes within a protocol version.
+@0xb7b58ca75e182b83;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("annal::wire");
+
+const protocolVersion :UInt32 = 1;
+
+# --- Requests -------------------------------------------------------------
+
+# The first frame on a connection, answered by HelloReply.
+struct Hello {
+  protocolVersion @0 :UInt32;
+  clientName @1 :Text;
+}
+
+struct ExpectedVersion {
+  union {
+    any @0 :Void;
+    noStream @1 :Void;
+    streamExists @2 :Void;
+    exact @3 :UInt64;
+  }
+}
+
+struct EventInput {
+  # The 16-byte id: bytes 0..7 little-endian in id0, 8..15 in id1.
+  # All zero: the node generates a random (version 4) UUID.
+  id0 @0 :UInt64;
+  id1 @1 :UInt64;
+  type @2 :Text;
+  data @3 :Data;
+  metadata @4 :Data;
+}
+
+struct AppendRequest {
+  stream @0 :Text;
+  expected @1 :ExpectedVersion;
+  events @2 :List(EventInput);
+}
+
+struct ReadRequest {
+  stream @0 :Text;
+  # First version to return. Backward reads with `fromEnd` start at the
+  # stream's last event and ignore `from`.
+  from @1 :UInt64;
+  fromEnd @2 :Bool;
+  limit @3 :UInt32;
+  backward @4 :Bool;
+}
+
+struct StreamRef {
+  stream @0 :Text;
+}
+
+struct StreamMetadata {
+  maxCount @0 :UInt64;        # 0: unlimited
+  maxAgeSeconds @1 :UInt64;   # 0: unlimited
+  truncateBefore @2 :UInt64;  # 0: keep everything
+}
+
+struct SetMetadataRequest {
+  stream @0 :Text;
+  metadata @1 :StreamMetadata;
+}
+
+struct DeleteRequest {
+  stream @0 :Text;
+  expected @1 :ExpectedVersion;
+  tombstone @2 :Bool;
+}
+
+struct PutSnapshotRequest {
+  stream @0 :Text;
+  version @1 :UInt64;
+  payload @2 :Data;
+}
+
+struct Request {
+  id @0 :UInt64;  # chosen by the client; echoed in the response
+  union {
+    hello @1 :Hello;
+    append @2 :AppendRequest;
+    read @3 :ReadRequest;
+    readLast @4 :StreamRef;
+    getMetadata @5 :StreamRef;
+    setMetadata @6 :SetMetadataRequest;
+    deleteStream @7 :DeleteRequest;
+    putSnapshot @8 :PutSnapshotRequest;
+    getSnapshot @9 :StreamRef;
+    ping @10 :Void;
+  }
+}
+
+# --- Responses ------------------------------------------------------------
+
+struct HelloReply {
+  protocolVersion @0 :UInt32;
+  nodeId @1 :Text;
+  partitionCount @2 :UInt32;
+  maxFrameBytes @3 :UInt32;
+  maxBatchEvents @4 :UInt32;
+}
+
+struct Error {
+  code @0 :Text;        # stable snake_case name, as in the HTTP API
+  message @1 :Text;
+  # wrong_expected_version: the stream's current version, if it exists.
+  hasCurrentVersion @2 :Bool;
+  currentVersion @3 :UInt64;
+}
+
+struct AppendReply {
+  firstVersion @0 :UInt64;
+  lastVersion @1 :UInt64;
+  position @2 :UInt64;   # lsn of the batch in its partition log
+  partition @3 :UInt32;
+  duplicate @4 :Bool;    # an idempotent retry: nothing new was written
+}
+
+struct RecordedEvent {
+  id0 @0 :UInt64;
+  id1 @1 :UInt64;
+  type @2 :Text;
+  data @3 :Data;
+  metadata @4 :Data;
+  version @5 :UInt64;
+  timestampUs @6 :Int64;
+  position @7 :UInt64;
+}
+
+struct ReadReply {
+  events @0 :List(RecordedEvent);
+  hasNext @1 :Bool;      # next: where the following page starts
+  next @2 :UInt64;
+  hasLastVersion @3 :Bool;
+  lastVersion @4 :UInt64;
+}
+
+struct StreamInfo {
+  metadata @0 :StreamMetadata;
+  exists @1 :Bool;
+  lastVersion @2 :UInt64;
+  firstRetained @3 :UInt64;
+  deleted @4 :Bool;
+  tombstoned @5 :Bool;
+}
+
+struct WriteReply {
+  position @0 :UInt64;
+  partition @1 :UInt32;
+}
+
+struct SnapshotReply {
+  found @0 :Bool;
+  version @1 :UInt64;
+  timestampUs @2 :Int64;
+  payload @3 :Data;
+}
+
+struct Response {
+  id @0 :UInt64;  # the request's id; 0 for a connection-level error
+  union {
+    error @1 :Error;
+    hello @2 :HelloReply;
+    append @3 :AppendReply;
+    read @4 :ReadReply;
+    streamInfo @5 :StreamInfo;
+    write @6 :WriteReply;
+    snapshot @7 :SnapshotReply;
+    pong @8 :Void;
+  }
+}
