@@ -1,0 +1,116 @@
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "actors/requests.hpp"
+#include "engine/store.hpp"
+
+// A synchronous request_handler over a real engine::store (fsync=none) in a
+// directory of the test's: what the network layers are tested against
+// without the actor layer. Every call replies before it returns, on the
+// calling thread. Thread-safe (one mutex). Header-only.
+namespace annal::testing {
+
+class store_handler final : public actors::request_handler {
+ public:
+  explicit store_handler(std::string dir, std::uint32_t partition_count = 4) {
+    engine::store_options options;
+    options.directory = std::move(dir);
+    options.partition_count = partition_count;
+    options.node_log.mode = engine::fsync_mode::none;
+    auto opened = engine::store::open(std::move(options));
+    if (!opened) throw std::runtime_error("store_handler: " + opened.err().message);
+    store_ = std::move(opened).value();
+  }
+
+  engine::store& store() { return *store_; }
+
+  void append(actors::append_request request,
+              actors::reply_fn<actors::append_reply> reply) override {
+    std::lock_guard lock(mu_);
+    auto p = partition(request.stream);
+    if (!p) return reply(p.err());
+    auto r = (*p)->append(request.stream, request.expected, request.events);
+    if (!r) return reply(r.err());
+    store_->sync();
+    reply(actors::append_reply{r->first_version, r->last_version, r->position, (*p)->id(),
+                               r->duplicate});
+  }
+
+  void read(actors::read_request request, actors::reply_fn<engine::read_page> reply) override {
+    std::lock_guard lock(mu_);
+    auto p = partition(request.stream);
+    if (!p) return reply(p.err());
+    auto from = request.from;
+    if (request.from_end) {
+      auto info = (*p)->get_stream_info(request.stream);
+      if (info && info->last_version) from = *info->last_version;
+    }
+    reply((*p)->read_stream(request.stream, from, request.limit, request.direction));
+  }
+
+  void read_last(std::string stream, actors::reply_fn<engine::read_page> reply) override {
+    std::lock_guard lock(mu_);
+    auto p = partition(stream);
+    if (!p) return reply(p.err());
+    reply((*p)->read_last(stream));
+  }
+
+  void get_stream_info(std::string stream, actors::reply_fn<engine::stream_info> reply) override {
+    std::lock_guard lock(mu_);
+    auto p = partition(stream);
+    if (!p) return reply(p.err());
+    reply((*p)->get_stream_info(stream));
+  }
+
+  void set_metadata(std::string stream, engine::stream_metadata metadata,
+                    actors::reply_fn<actors::write_reply> reply) override {
+    std::lock_guard lock(mu_);
+    auto p = partition(stream);
+    if (!p) return reply(p.err());
+    write_done(*p, (*p)->set_metadata(stream, metadata), reply);
+  }
+
+  void delete_stream(std::string stream, engine::expected_version expected, bool tombstone,
+                     actors::reply_fn<actors::write_reply> reply) override {
+    std::lock_guard lock(mu_);
+    auto p = partition(stream);
+    if (!p) return reply(p.err());
+    write_done(*p, (*p)->delete_stream(stream, expected, tombstone), reply);
+  }
+
+  void put_snapshot(std::string stream, stream_version version, std::string payload,
+                    actors::reply_fn<actors::write_reply> reply) override {
+    std::lock_guard lock(mu_);
+    auto p = partition(stream);
+    if (!p) return reply(p.err());
+    write_done(*p, (*p)->put_snapshot(stream, version, payload), reply);
+  }
+
+  void get_snapshot(std::string stream,
+                    actors::reply_fn<std::optional<engine::snapshot_read>> reply) override {
+    std::lock_guard lock(mu_);
+    auto p = partition(stream);
+    if (!p) return reply(p.err());
+    reply((*p)->get_snapshot(stream));
+  }
+
+ private:
+  engine::result<engine::partition*> partition(const std::string& stream) {
+    return store_->get(store_->partition_for(stream));
+  }
+
+  void write_done(engine::partition* p, engine::result<engine::write_result> r,
+                  const actors::reply_fn<actors::write_reply>& reply) {
+    if (!r) return reply(r.err());
+    store_->sync();
+    reply(actors::write_reply{r->position, p->id()});
+  }
+
+  std::mutex mu_;
+  std::unique_ptr<engine::store> store_;
+};
+
+}  // namespace annal::testing
