@@ -1,0 +1,19 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace annal::cli {
+
+struct host_port {
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+// Parses "HOST:PORT" (IPv4 or a name; "[v6]:PORT" for IPv6). Port 0 is
+// allowed (the server picks one). nullopt if malformed.
+std::optional<host_port> parse_host_port(std::string_view text);
+
+}  // namespace annal::cli

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace annal::cli {
+
+// The client subcommands. Each connects over the binary protocol, prints
+// its result as JSON on stdout (the same shapes as the HTTP API) and
+// returns 0; on failure it prints one line "annal: <code>: <message>" on
+// stderr and returns 1 (2 for bad arguments).
+
+struct connection_flags {
+  std::string server = "127.0.0.1:7071";
+  std::uint32_t timeout_ms = 30000;
+};
+
+struct append_flags {
+  std::string stream;
+  std::string expected = "any";  // any | no_stream | stream_exists | N
+  // Either one event from --type/--data/--metadata/--id, or a JSON array of
+  // events (as in the HTTP API) from --events ("-": stdin).
+  std::string type;
+  std::optional<std::string> data;  // JSON text, or any text with --base64
+  std::optional<std::string> metadata;
+  std::optional<std::string> id;  // UUID
+  std::optional<std::string> events;
+};
+
+struct read_flags {
+  std::string stream;
+  std::optional<std::uint64_t> from;
+  std::uint32_t limit = 100;
+  bool backward = false;
+};
+
+struct delete_flags {
+  std::string stream;
+  std::string expected = "any";
+  bool tombstone = false;
+};
+
+struct meta_flags {
+  std::string stream;
+  // Any of these set: change the metadata (unset fields keep their value).
+  std::optional<std::uint64_t> max_count;
+  std::optional<std::uint64_t> max_age;
+  std::optional<std::uint64_t> truncate_before;
+};
+
+struct snapshot_flags {
+  std::string stream;
+  // Set: store a snapshot at `version`; else print the latest.
+  std::optional<std::uint64_t> version;
+  std::optional<std::string> data;
+};
+
+int run_append(const connection_flags& c, const append_flags& f);
+int run_read(const connection_flags& c, const read_flags& f);
+int run_head(const connection_flags& c, const std::string& stream);
+int run_delete(const connection_flags& c, const delete_flags& f);
+int run_meta(const connection_flags& c, const meta_flags& f);
+int run_snapshot(const connection_flags& c, const snapshot_flags& f);
+
+}  // namespace annal::cli
