@@ -1,0 +1,79 @@
+#include "actors/group_commit.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace annal::actors {
+
+group_commit::group_commit(engine::node_log& wal, std::uint32_t partition_count,
+                           options options, node_metrics& metrics, partition_fn durable,
+                           tick_fn tick)
+    : wal_(wal),
+      options_(options),
+      metrics_(metrics),
+      durable_(std::move(durable)),
+      tick_(std::move(tick)),
+      waiting_(std::make_unique<padded_flag[]>(partition_count)),
+      partition_count_(partition_count) {
+  last_tick_.store(wal.appended_position().value());
+}
+
+group_commit::~group_commit() { stop(); }
+
+void group_commit::start() {
+  const std::size_t n = std::max<std::size_t>(options_.threads, 1);
+  for (std::size_t i = 0; i < n; ++i) threads_.emplace_back([this] { run(); });
+}
+
+void group_commit::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+void group_commit::run() {
+  const bool interval = options_.mode == engine::fsync_mode::interval;
+  std::unique_lock lock(mu_);
+  for (;;) {
+    const auto ready = [this] { return stopping_ || pending_.load(); };
+    if (interval) {
+      cv_.wait_for(lock, options_.interval, ready);
+    } else {
+      cv_.wait(lock, ready);
+    }
+    if (stopping_) return;
+    // Under fsync=interval an idle round still fdatasyncs what earlier rounds
+    // only wrote, once the interval has passed.
+    if (!pending_.exchange(false) && !interval) continue;
+    lock.unlock();
+    round();
+    lock.lock();
+  }
+}
+
+void group_commit::round() {
+  const auto start = std::chrono::steady_clock::now();
+  auto durable = wal_.sync();
+  metrics_.sync_seconds.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  metrics_.sync_rounds.fetch_add(1, std::memory_order_relaxed);
+  if (!durable) failed_.store(true);
+  // Pairs with the fence in rearm(): either we see the flag or the actor sees
+  // the position this round published.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (std::uint32_t p = 0; p < partition_count_; ++p) {
+    auto& flag = waiting_[p].value;
+    if (flag.load() && flag.exchange(false)) durable_(partition_id{p});
+  }
+  const std::uint64_t appended = wal_.appended_position().value();
+  std::uint64_t last = last_tick_.load();
+  if (appended - last >= options_.tick_bytes &&
+      last_tick_.compare_exchange_strong(last, appended)) {
+    tick_();
+  }
+}
+
+}  // namespace annal::actors

@@ -1,0 +1,281 @@
+#include "actors/node.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <latch>
+#include <mutex>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/send.hpp>
+
+#include "actors/checkpointer.hpp"
+#include "actors/group_commit.hpp"
+#include "actors/messages.hpp"
+#include "actors/partition_actor.hpp"
+#include "actors/router.hpp"
+#include "actors/uuid.hpp"
+#include "engine/store.hpp"
+
+namespace annal::actors {
+
+// The node's request_handler: routes each request to its partition actor by
+// one asynchronous message (no round trip on the calling thread).
+struct node::impl final : request_handler {
+  explicit impl(node_options o) : options(std::move(o)) {}
+  ~impl() override { stop(); }
+
+  engine::status open();
+  void stop();
+
+  // --- request_handler ---
+  void append(append_request request, reply_fn<append_reply> reply) override;
+  void read(read_request request, reply_fn<engine::read_page> reply) override;
+  void read_last(std::string stream, reply_fn<engine::read_page> reply) override;
+  void get_stream_info(std::string stream, reply_fn<engine::stream_info> reply) override;
+  void set_metadata(std::string stream, engine::stream_metadata metadata,
+                    reply_fn<write_reply> reply) override;
+  void delete_stream(std::string stream, engine::expected_version expected, bool tombstone,
+                     reply_fn<write_reply> reply) override;
+  void put_snapshot(std::string stream, stream_version version, std::string payload,
+                    reply_fn<write_reply> reply) override;
+  void get_snapshot(std::string stream,
+                    reply_fn<std::optional<engine::snapshot_read>> reply) override;
+
+  // Counts a request while it is being routed, so that stop() knows when no
+  // thread can still send to an actor. Requires: ok() before routing.
+  class admission {
+   public:
+    explicit admission(impl& n) : n_(n) {
+      n_.routing_.fetch_add(1);
+      ok_ = n_.accepting_.load();
+    }
+    ~admission() { n_.routing_.fetch_sub(1, std::memory_order_release); }
+    bool ok() const { return ok_; }
+
+   private:
+    impl& n_;
+    bool ok_;
+  };
+
+  // Sends Msg{args...} to the partition of `stream`, or replies with why not.
+  template <class Msg, class T, class... Args>
+  void dispatch(const std::string& stream, reply_fn<T>& reply, Args&&... args) {
+    admission admitted(*this);
+    if (!admitted.ok()) {
+      return fail(reply, engine::error{engine::errc::shutting_down, "the node is stopping"});
+    }
+    const auto& route = router_->at(router_->partition_for(stream));
+    if (route.unavailable) return fail(reply, *route.unavailable);
+    caf::anon_send(route.actor, Msg{std::forward<Args>(args)...});
+  }
+
+  template <class T>
+  void fail(reply_fn<T>& reply, const engine::error& e) {
+    metrics.count_error(e.code);
+    reply(e);
+  }
+
+  const node_options options;
+  node_metrics metrics;
+  std::unique_ptr<engine::store> store_;
+  std::unique_ptr<caf::actor_system_config> caf_config_;
+  std::unique_ptr<caf::actor_system> system_;
+  std::unique_ptr<router> router_;
+  std::unique_ptr<group_commit> commit_;
+  std::unique_ptr<checkpointer> checkpoints_;
+
+  alignas(64) std::atomic<bool> accepting_{false};
+  alignas(64) std::atomic<std::int64_t> routing_{0};
+  std::mutex stop_mu_;
+  bool stopped_ = false;  // guarded by stop_mu_
+};
+
+engine::status node::impl::open() {
+  engine::store_options so;
+  so.directory = options.data_dir;
+  so.partition_count = options.partition_count;
+  so.node_log.mode = options.fsync;
+  so.node_log.sync_interval = options.sync_interval;
+  so.partition = options.partition;
+  auto opened = engine::store::open(std::move(so));
+  if (!opened) return opened.err();
+  store_ = std::move(opened).value();
+  const std::uint32_t count = store_->partition_count();
+
+  caf_config_ = std::make_unique<caf::actor_system_config>();
+  caf_config_->set("scheduler.max-threads", std::max<std::size_t>(options.actor_threads, 1));
+  system_ = std::make_unique<caf::actor_system>(*caf_config_);
+  router_ = std::make_unique<router>(count);
+
+  group_commit::options gc;
+  gc.threads = options.sync_threads;
+  gc.mode = options.fsync;
+  gc.interval = options.sync_interval;
+  gc.tick_bytes = std::max<std::uint64_t>(options.partition.checkpoint_bytes, 1);
+  commit_ = std::make_unique<group_commit>(
+      store_->wal(), count, gc, metrics,
+      [this](partition_id p) { caf::anon_send(router_->at(p).actor, durable_atom::value); },
+      [this] {
+        for (const auto& r : router_->routes()) {
+          if (r.actor) caf::anon_send(r.actor, tick_atom::value);
+        }
+      });
+  checkpoints_ = std::make_unique<checkpointer>(
+      metrics,
+      [this](partition_id p) { caf::anon_send(router_->at(p).actor, checkpoint_go_atom::value); },
+      [this](partition_id p, std::optional<engine::error> failure) {
+        caf::anon_send(router_->at(p).actor, checkpoint_done_msg{std::move(failure)});
+      });
+
+  std::vector<router::route> routes(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    auto p = store_->get(partition_id{i});
+    if (!p) {
+      routes[i].unavailable = p.err();
+      continue;
+    }
+    routes[i].actor = system_->spawn<partition_actor>(
+        partition_context{*p, &store_->wal(), commit_.get(), checkpoints_.get(), &metrics});
+  }
+  router_->set(std::move(routes));
+  commit_->start();
+  checkpoints_->start();
+  accepting_.store(true);
+  spdlog::info("node {}: serving {} partitions from {} (fsync={}, {} actor threads, {} sync threads)",
+               options.node_id, count, options.data_dir,
+               options.fsync == engine::fsync_mode::always     ? "always"
+               : options.fsync == engine::fsync_mode::interval ? "interval"
+                                                               : "none",
+               options.actor_threads, options.sync_threads);
+  return {};
+}
+
+void node::impl::stop() {
+  std::lock_guard lock(stop_mu_);
+  if (stopped_ || !store_) return;
+  stopped_ = true;
+  const auto started = std::chrono::steady_clock::now();
+
+  // 1. No new requests; wait out the calls that are routing one right now
+  //    (a few instructions each, so yielding is enough).
+  accepting_.store(false);
+  while (routing_.load() != 0) std::this_thread::yield();
+
+  // 2. The checkpoint in progress finishes; queued ones are dropped (every
+  //    partition is checkpointed at the end anyway).
+  checkpoints_->stop();
+
+  // 3. Every accepted request is applied: its write waits for a sync.
+  std::size_t live = 0;
+  for (const auto& r : router_->routes()) live += r.actor ? 1 : 0;
+  auto drained = std::make_shared<std::latch>(static_cast<std::ptrdiff_t>(live));
+  for (const auto& r : router_->routes()) {
+    if (r.actor) caf::anon_send(r.actor, drain_msg{drained});
+  }
+  drained->wait();
+
+  // 4. One last sync covers every write; the actors reply and exit.
+  commit_->stop();
+  auto synced = store_->wal().sync_to_disk();
+  std::optional<engine::error> failure;
+  if (!synced) failure = synced.err();
+  for (const auto& r : router_->routes()) {
+    if (r.actor) caf::anon_send(r.actor, final_msg{failure});
+  }
+  router_->clear();
+  system_.reset();  // waits for every actor to exit
+
+  // 5. The partitions are ours again: checkpoint each, so that the next
+  //    start replays nothing.
+  for (std::uint32_t i = 0; i < store_->partition_count(); ++i) {
+    auto p = store_->get(partition_id{i});
+    if (!p) continue;
+    if (auto s = (*p)->checkpoint(); !s) {
+      spdlog::error("partition {}: final checkpoint failed: {}", i, s.err().message);
+    } else {
+      metrics.checkpoints.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  spdlog::info("node {}: stopped in {:.1f} ms", options.node_id,
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                         started)
+                   .count());
+}
+
+void node::impl::append(append_request request, reply_fn<append_reply> reply) {
+  metrics.append_requests.fetch_add(1, std::memory_order_relaxed);
+  const auto received = request_clock::now();
+  for (auto& e : request.events) {
+    if (is_nil(e.id)) e.id = random_uuid_v4();
+  }
+  const std::string& stream = request.stream;
+  admission admitted(*this);
+  if (!admitted.ok()) {
+    return fail(reply, engine::error{engine::errc::shutting_down, "the node is stopping"});
+  }
+  const auto& route = router_->at(router_->partition_for(stream));
+  if (route.unavailable) return fail(reply, *route.unavailable);
+  caf::anon_send(route.actor, append_msg{std::move(request), std::move(reply), received});
+}
+
+void node::impl::read(read_request request, reply_fn<engine::read_page> reply) {
+  metrics.read_requests.fetch_add(1, std::memory_order_relaxed);
+  const std::string stream = request.stream;
+  dispatch<read_msg>(stream, reply, std::move(request), std::move(reply));
+}
+
+void node::impl::read_last(std::string stream, reply_fn<engine::read_page> reply) {
+  metrics.read_requests.fetch_add(1, std::memory_order_relaxed);
+  dispatch<read_last_msg>(stream, reply, stream, std::move(reply));
+}
+
+void node::impl::get_stream_info(std::string stream, reply_fn<engine::stream_info> reply) {
+  dispatch<stream_info_msg>(stream, reply, stream, std::move(reply));
+}
+
+void node::impl::set_metadata(std::string stream, engine::stream_metadata metadata,
+                              reply_fn<write_reply> reply) {
+  dispatch<set_metadata_msg>(stream, reply, stream, metadata, std::move(reply));
+}
+
+void node::impl::delete_stream(std::string stream, engine::expected_version expected,
+                               bool tombstone, reply_fn<write_reply> reply) {
+  dispatch<delete_stream_msg>(stream, reply, stream, expected, tombstone, std::move(reply));
+}
+
+void node::impl::put_snapshot(std::string stream, stream_version version, std::string payload,
+                              reply_fn<write_reply> reply) {
+  dispatch<put_snapshot_msg>(stream, reply, stream, version, std::move(payload),
+                             std::move(reply));
+}
+
+void node::impl::get_snapshot(std::string stream,
+                              reply_fn<std::optional<engine::snapshot_read>> reply) {
+  dispatch<get_snapshot_msg>(stream, reply, stream, std::move(reply));
+}
+
+// --- node ---
+
+result<std::unique_ptr<node>> node::start(node_options options) {
+  auto im = std::make_unique<impl>(std::move(options));
+  if (auto s = im->open(); !s) {
+    im->stop();
+    return s.err();
+  }
+  return std::unique_ptr<node>(new node(std::move(im)));
+}
+
+node::node(std::unique_ptr<impl> impl) : impl_(std::move(impl)) {}
+node::~node() { stop(); }
+
+request_handler& node::handler() { return *impl_; }
+node_metrics& node::metrics() { return impl_->metrics; }
+const node_options& node::options() const { return impl_->options; }
+std::uint32_t node::partition_count() const { return impl_->router_->partition_count(); }
+
+void node::stop() { impl_->stop(); }
+
+}  // namespace annal::actors

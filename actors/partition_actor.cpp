@@ -1,0 +1,224 @@
+#include "actors/partition_actor.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <caf/skip.hpp>
+
+namespace annal::actors {
+namespace {
+
+engine::error shutting_down_error() {
+  return {engine::errc::shutting_down, "the node stopped before the write was durable"};
+}
+
+std::uint64_t event_bytes(const std::vector<engine::event_input>& events) {
+  std::uint64_t bytes = 0;
+  for (const auto& e : events) bytes += e.type.size() + e.data.size() + e.metadata.size();
+  return bytes;
+}
+
+}  // namespace
+
+partition_actor::partition_actor(caf::actor_config& config, partition_context context)
+    : caf::event_based_actor(config),
+      context_(context),
+      partition_(*context.partition),
+      wal_(*context.wal),
+      metrics_(*context.metrics),
+      id_(context.partition->id()) {}
+
+caf::behavior partition_actor::make_behavior() {
+  return {
+      [this](append_msg& m) { on_append(m); },
+      [this](read_msg& m) { on_read(m); },
+      [this](read_last_msg& m) {
+        auto page = partition_.read_last(m.stream);
+        if (!page) return fail(m.reply, page.err());
+        count_read(*page);
+        m.reply(std::move(page));
+      },
+      [this](stream_info_msg& m) {
+        auto info = partition_.get_stream_info(m.stream);
+        if (!info) return fail(m.reply, info.err());
+        m.reply(std::move(info));
+      },
+      [this](set_metadata_msg& m) {
+        on_write(partition_.set_metadata(m.stream, m.metadata), m.reply);
+      },
+      [this](delete_stream_msg& m) {
+        on_write(partition_.delete_stream(m.stream, m.expected, m.tombstone), m.reply);
+      },
+      [this](put_snapshot_msg& m) {
+        on_write(partition_.put_snapshot(m.stream, m.version, m.payload), m.reply);
+      },
+      [this](get_snapshot_msg& m) {
+        auto snapshot = partition_.get_snapshot(m.stream);
+        if (!snapshot) return fail(m.reply, snapshot.err());
+        m.reply(std::move(snapshot));
+      },
+      [this](durable_atom) { release_ready(); },
+      [this](tick_atom) { maybe_checkpoint(); },
+      [this](checkpoint_go_atom) { begin_checkpoint(); },
+      [this](drain_msg& m) {
+        stopping_ = true;
+        release_ready();
+        m.latch->count_down();
+      },
+      [this](final_msg& m) {
+        if (m.failure) {
+          fail_all(*m.failure);
+        } else {
+          release(wal_.durable_position());
+          if (!waiters_.empty()) {
+            spdlog::error("partition {}: {} writes not covered by the final sync", id_.value(),
+                          waiters_.size());
+            fail_all(shutting_down_error());
+          }
+        }
+        quit();
+      },
+  };
+}
+
+void partition_actor::on_append(append_msg& m) {
+  auto& request = m.request;
+  auto r = partition_.append(request.stream, request.expected, request.events);
+  if (!r) {
+    metrics_.append_seconds.observe(
+        std::chrono::duration<double>(request_clock::now() - m.received).count());
+    return fail(m.reply, r.err());
+  }
+  if (!r->duplicate) {
+    metrics_.appended_events.fetch_add(request.events.size(), std::memory_order_relaxed);
+    metrics_.appended_bytes.fetch_add(event_bytes(request.events), std::memory_order_relaxed);
+  }
+  hold(r->durable_after,
+       held_append{std::move(m.reply),
+                   append_reply{r->first_version, r->last_version, r->position, id_, r->duplicate},
+                   m.received});
+}
+
+void partition_actor::on_read(read_msg& m) {
+  const auto& request = m.request;
+  stream_version from = request.from;
+  auto direction = request.direction;
+  if (request.from_end) {
+    direction = engine::read_direction::backward;
+    auto info = partition_.get_stream_info(request.stream);
+    if (!info) return fail(m.reply, info.err());
+    if (info->last_version) from = *info->last_version;
+  }
+  auto page = partition_.read_stream(request.stream, from, request.limit, direction);
+  if (!page) return fail(m.reply, page.err());
+  count_read(*page);
+  m.reply(std::move(page));
+}
+
+void partition_actor::on_write(engine::result<engine::write_result> r,
+                               reply_fn<write_reply>& reply) {
+  if (!r) return fail(reply, r.err());
+  hold(r->durable_after, held_write{std::move(reply), write_reply{r->position, id_}});
+}
+
+void partition_actor::hold(node_log_position after, held_append held) {
+  hold(waiter{after, std::move(held)});
+}
+
+void partition_actor::hold(node_log_position after, held_write held) {
+  hold(waiter{after, std::move(held)});
+}
+
+void partition_actor::hold(waiter w) {
+  // durable_after 0: an idempotent retry of a write that is already durable
+  // and visible.
+  if (w.after.value() == 0) return reply_now(w, request_clock::now());
+  if (waiters_.empty() && w.after <= wal_.durable_position()) {
+    partition_.advance_durable(wal_.durable_position());
+    return reply_now(w, request_clock::now());
+  }
+  waiters_.push_back(std::move(w));
+  context_.commit->wait_for_sync(id_);
+}
+
+void partition_actor::release_ready() {
+  for (;;) {
+    if (context_.commit->failed()) {
+      auto failure = wal_.failure();
+      fail_all(failure ? *failure
+                       : engine::error{engine::errc::io_error, "the node log failed"});
+      break;
+    }
+    const auto durable = wal_.durable_position();
+    release(durable);
+    if (waiters_.empty()) break;
+    context_.commit->rearm(id_);
+    if (wal_.durable_position() == durable && !context_.commit->failed()) break;
+  }
+  maybe_checkpoint();
+}
+
+void partition_actor::release(node_log_position durable) {
+  partition_.advance_durable(durable);
+  if (waiters_.empty()) return;
+  const auto now = request_clock::now();
+  // Replies stay in write order: a retry held behind a later write waits for it.
+  while (!waiters_.empty() && waiters_.front().after <= durable) {
+    reply_now(waiters_.front(), now);
+    waiters_.pop_front();
+  }
+}
+
+void partition_actor::reply_now(waiter& w, request_clock::time_point now) {
+  if (auto* a = std::get_if<held_append>(&w.held)) {
+    metrics_.append_seconds.observe(std::chrono::duration<double>(now - a->received).count());
+    a->reply(std::move(a->value));
+  } else {
+    auto& h = std::get<held_write>(w.held);
+    h.reply(std::move(h.value));
+  }
+}
+
+void partition_actor::fail_all(const engine::error& e) {
+  const auto now = request_clock::now();
+  for (auto& w : waiters_) {
+    metrics_.count_error(e.code);
+    if (auto* a = std::get_if<held_append>(&w.held)) {
+      metrics_.append_seconds.observe(std::chrono::duration<double>(now - a->received).count());
+      a->reply(e);
+    } else {
+      std::get<held_write>(w.held).reply(e);
+    }
+  }
+  waiters_.clear();
+}
+
+void partition_actor::maybe_checkpoint() {
+  if (checkpoint_requested_ || checkpoint_failed_ || stopping_ || !partition_.checkpoint_due()) {
+    return;
+  }
+  checkpoint_requested_ = true;
+  context_.checkpoints->request(id_);
+}
+
+void partition_actor::begin_checkpoint() {
+  context_.checkpoints->hand_over(id_, &partition_);
+  set_default_handler(caf::skip);
+  become(caf::keep_behavior, [this](checkpoint_done_msg& m) {
+    set_default_handler(caf::print_and_drop);
+    unbecome();
+    checkpoint_requested_ = false;
+    // Not retried: a failed checkpoint is an I/O failure, which is sticky.
+    if (m.failure) checkpoint_failed_ = true;
+    // The checkpoint synced the node log: replies may be due.
+    release_ready();
+  });
+}
+
+void partition_actor::count_read(const engine::read_page& page) {
+  std::uint64_t bytes = 0;
+  for (const auto& e : page.events) bytes += e.type.size() + e.data.size() + e.metadata.size();
+  metrics_.read_events.fetch_add(page.events.size(), std::memory_order_relaxed);
+  metrics_.read_bytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+}  // namespace annal::actors
