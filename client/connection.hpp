@@ -1,0 +1,141 @@
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+
+#include "actors/requests.hpp"
+#include "client/options.hpp"
+#include "engine/errors.hpp"
+#include "net/framing.hpp"
+#include "schema/protocol.capnp.h"
+
+namespace annal::client {
+
+template <class T>
+using callback = std::function<void(engine::result<T>)>;
+
+// One TCP connection to a node, speaking the binary protocol. Requests are
+// pipelined: any number may be in flight; replies are matched by request id
+// and may complete in any order.
+//
+// Thread-safe: any thread may submit requests or close(). Every callback is
+// called exactly once, on a thread running the io_context, serialized with
+// the connection's other callbacks (its strand); a callback may submit new
+// requests. Errors: the node's errors come back with their errc (current
+// version filled in for wrong_expected_version); errc::timeout when no reply
+// came within request_timeout; errc::connection_lost for every request in
+// flight when the connection closes; errc::frame_too_large (nothing sent) for
+// a request over the node's frame limit.
+//
+// Lifetime: shared. Pending asio operations keep it alive until close() (or
+// the node closing the connection); call close() when done. The io_context
+// must outlive it.
+class connection : public std::enable_shared_from_this<connection> {
+  struct private_tag {};
+
+ public:
+  using connect_callback = std::function<void(engine::result<std::shared_ptr<connection>>)>;
+
+  // Resolves, connects and does the handshake; `done` gets the open
+  // connection, or errc::timeout / connection_lost / unsupported_version / io_error.
+  static void connect(asio::io_context& io, client_options options, connect_callback done);
+
+  connection(private_tag, asio::io_context& io, client_options options);
+
+  // Valid once connect() has handed the connection out.
+  const server_info& server() const { return server_; }
+
+  void append(actors::append_request request, callback<actors::append_reply> done);
+  void read(actors::read_request request, callback<engine::read_page> done);
+  void read_last(std::string stream, callback<engine::read_page> done);
+  void get_stream_info(std::string stream, callback<engine::stream_info> done);
+  void set_metadata(std::string stream, engine::stream_metadata metadata,
+                    callback<actors::write_reply> done);
+  void delete_stream(std::string stream, engine::expected_version expected, bool tombstone,
+                     callback<actors::write_reply> done);
+  void put_snapshot(std::string stream, stream_version version, std::string payload,
+                    callback<actors::write_reply> done);
+  // nullopt: the stream has no snapshot.
+  void get_snapshot(std::string stream, callback<std::optional<engine::snapshot_read>> done);
+  void ping(std::function<void(engine::status)> done);
+
+  // Closes the socket; requests in flight fail with connection_lost. Idempotent.
+  void close();
+
+  // Whether the connection is still open (a hint: it may close any time).
+  bool is_open() const { return open_.load(std::memory_order_relaxed); }
+
+ private:
+  // A reply (response != nullptr, payload = its frame) or a local failure.
+  struct reply_event {
+    const engine::error* error = nullptr;
+    wire::Response::Reader* response = nullptr;
+    std::span<const std::byte> payload;
+  };
+  static reply_event error_event(const engine::error* error) {
+    reply_event event;
+    event.error = error;
+    return event;
+  }
+  using reply_handler = std::function<void(const reply_event&)>;
+  using fill_fn = std::function<void(wire::Request::Builder)>;
+
+  template <class T, class Decode>
+  static reply_handler typed(callback<T> done, Decode decode);
+
+  void submit(reply_handler handler, fill_fn fill);
+  void start_request(reply_handler& handler, const fill_fn& fill);
+  void start_connect(connect_callback done);
+  void send_hello();
+  void do_read();
+  void on_read(std::error_code ec, std::size_t n);
+  void handle_frame(std::span<const std::byte> payload);
+  void flush();
+  void arm_request_timer();
+  void on_request_timer();
+  void close_now(engine::error reason);
+
+  client_options options_;
+  asio::io_context& io_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  asio::ip::tcp::socket socket_;
+  asio::ip::tcp::resolver resolver_;
+  asio::steady_timer connect_timer_;
+  asio::steady_timer request_timer_;
+  server_info server_;
+  std::atomic<bool> open_{false};
+
+  // Everything below is used on strand_ only.
+  connect_callback connect_done_;  // set until the handshake ends
+  std::uint64_t next_id_ = 1;
+  std::unordered_map<std::uint64_t, reply_handler> pending_;
+  std::deque<std::pair<std::uint64_t, std::chrono::steady_clock::time_point>> deadlines_;
+  bool timer_armed_ = false;
+  net::receive_buffer in_;
+  std::size_t need_bytes_ = 0;
+  net::aligned_scratch scratch_;
+  std::vector<std::byte> out_;
+  std::vector<std::byte> writing_;
+  kj::Array<capnp::word> request_scratch_;
+  bool reading_ = false;
+  bool write_active_ = false;
+  bool processing_ = false;
+  bool closed_ = false;
+  std::optional<engine::error> close_reason_;  // a connection-level error from the node
+};
+
+}  // namespace annal::client

@@ -1,0 +1,578 @@
+#include "net/binary_server.hpp"
+
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+
+#include <asio/bind_executor.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/write.hpp>
+#include <capnp/serialize.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "net/wire_codec.hpp"
+
+namespace annal::net {
+
+using asio::ip::tcp;
+using engine::errc;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+// Room received at once when no larger frame is pending.
+constexpr std::size_t k_min_read_bytes = 64u << 10;
+// Replies waiting to be written beyond which reading pauses (plus one frame).
+constexpr std::size_t k_max_pending_output_bytes = 4u << 20;
+// First segment of every reply builder, reused (zeroed again by the builder).
+constexpr std::size_t k_reply_scratch_words = 1024;
+// Slack left in a frame for the reply's fixed fields.
+constexpr std::size_t k_frame_slack_bytes = 4096;
+
+class connection;
+
+}  // namespace
+
+struct binary_server::core : std::enable_shared_from_this<binary_server::core> {
+  core(asio::io_context& io_, actors::request_handler& handler_, actors::node_metrics& metrics_,
+       binary_server_options options_)
+      : io(io_),
+        handler(handler_),
+        metrics(metrics_),
+        options(std::move(options_)),
+        accept_strand(asio::make_strand(io_)),
+        acceptor(accept_strand) {}
+
+  void accept();
+  void on_accept(asio::error_code ec, tcp::socket socket);
+  void remove(connection* c, bool counted);
+
+  asio::io_context& io;
+  actors::request_handler& handler;
+  actors::node_metrics& metrics;
+  const binary_server_options options;
+  asio::strand<asio::io_context::executor_type> accept_strand;
+  tcp::acceptor acceptor;  // used on accept_strand only (after listen())
+  std::atomic<std::size_t> open{0};  // counted (accepted) connections
+
+  mutable std::mutex mu;
+  bool stopped = false;  // guarded by mu
+  std::unordered_map<connection*, std::shared_ptr<connection>> connections;  // guarded by mu
+};
+
+namespace {
+
+// One client connection. Owned by the server's registry while open; asio
+// handlers and reply callbacks hold it alive until they have run. Everything
+// but the reply callbacks runs on `strand_`.
+class connection : public std::enable_shared_from_this<connection> {
+ public:
+  connection(std::shared_ptr<binary_server::core> core, tcp::socket socket, bool counted)
+      : core_(std::move(core)),
+        strand_(asio::make_strand(core_->io)),
+        socket_(std::move(socket)),
+        timer_(strand_),
+        counted_(counted),
+        reply_scratch_(kj::heapArray<capnp::word>(k_reply_scratch_words)) {
+    std::memset(reply_scratch_.begin(), 0, reply_scratch_.size() * sizeof(capnp::word));
+  }
+
+  // Requires: on strand_ (posted by the acceptor).
+  void start() {
+    last_frame_ = steady::now();
+    if (!counted_) {
+      fail(0, errc::too_many_connections,
+           fmt::format("the node takes at most {} connections", core_->options.max_connections));
+      return;
+    }
+    arm_idle_timer(core_->options.idle_timeout);
+    do_read();
+  }
+
+  const asio::strand<asio::io_context::executor_type>& strand() const { return strand_; }
+
+  void close_from_outside() {
+    asio::post(strand_, [self = shared_from_this()] { self->close_now(); });
+  }
+
+ private:
+  bool paused() const {
+    return inflight_ >= core_->options.max_inflight_per_connection ||
+           out_.size() + writing_.size() > k_max_pending_output_bytes;
+  }
+
+  void do_read() {
+    if (reading_ || closed_ || read_closed_) return;
+    if (!closing_ && paused()) return;
+    const std::size_t want = std::max(k_min_read_bytes, need_bytes_);
+    auto space = in_.prepare(want);
+    reading_ = true;
+    socket_.async_read_some(
+        asio::buffer(space.data(), space.size()),
+        asio::bind_executor(strand_, [self = shared_from_this()](asio::error_code ec,
+                                                                 std::size_t n) {
+          self->on_read(ec, n);
+        }));
+  }
+
+  void on_read(asio::error_code ec, std::size_t n) {
+    reading_ = false;
+    if (closed_) return;
+    if (ec) {
+      read_closed_ = true;
+      if (closing_) return maybe_finish();
+      if (in_.size() > 0) {
+        // The peer ended mid-frame; it may still read (half-close).
+        fail(0, errc::malformed_request,
+             fmt::format("connection ended inside a frame ({} bytes of it received)", in_.size()));
+        return;
+      }
+      if (ec != asio::error::eof) spdlog::debug("binary connection: read failed: {}", ec.message());
+      closing_ = true;  // answer what is in flight, then close
+      return maybe_finish();
+    }
+    if (closing_) {  // draining unread input after an error
+      in_.commit(n);
+      in_.consume(in_.size());
+      return do_read();
+    }
+    in_.commit(n);
+    last_frame_ = steady::now();
+    process_frames();
+  }
+
+  // Handles every complete frame in the buffer, then reads on unless paused.
+  void process_frames() {
+    if (processing_ || closed_) return;
+    processing_ = true;
+    while (!closing_ && !paused()) {
+      frame_view frame;
+      const auto status = next_frame(in_.data(), core_->options.max_frame_bytes, frame);
+      if (status == frame_status::need_more) {
+        const auto data = in_.data();
+        if (data.size() >= k_frame_header_bytes) {
+          const std::size_t length = static_cast<std::size_t>(data[0]) |
+                                     (static_cast<std::size_t>(data[1]) << 8) |
+                                     (static_cast<std::size_t>(data[2]) << 16) |
+                                     (static_cast<std::size_t>(data[3]) << 24);
+          need_bytes_ = k_frame_header_bytes + length - data.size();
+        }
+        break;
+      }
+      need_bytes_ = 0;
+      if (status == frame_status::too_large) {
+        fail(0, errc::frame_too_large,
+             fmt::format("a frame is over the limit of {} bytes", core_->options.max_frame_bytes));
+        break;
+      }
+      if (status == frame_status::malformed) {
+        fail(0, errc::malformed_request, "the frame is not a Cap'n Proto message");
+        break;
+      }
+      handle_frame(frame.payload);
+      in_.consume(frame.consumed);
+    }
+    processing_ = false;
+    flush();
+    if (closing_) return maybe_finish();
+    do_read();
+  }
+
+  void handle_frame(std::span<const std::byte> payload) {
+    std::uint64_t id = 0;
+    try {
+      capnp::FlatArrayMessageReader message(scratch_.copy(payload), reader_options());
+      auto request = message.getRoot<wire::Request>();
+      id = request.getId();
+      handle_request(id, request);
+    } catch (const kj::Exception& e) {
+      fail(id, errc::malformed_request,
+           fmt::format("undecodable request: {}", e.getDescription().cStr()));
+    } catch (const std::exception& e) {
+      fail(id, errc::malformed_request, fmt::format("undecodable request: {}", e.what()));
+    }
+  }
+
+  void handle_request(std::uint64_t id, wire::Request::Reader request) {
+    const auto which = request.which();
+    if (!hello_done_) {
+      if (which != wire::Request::HELLO) {
+        return fail(id, errc::malformed_request, "the first request must be hello");
+      }
+      const auto version = request.getHello().getProtocolVersion();
+      if (version != wire::PROTOCOL_VERSION) {
+        return fail(id, errc::unsupported_version,
+                    fmt::format("protocol version {} is not supported; this node speaks {}",
+                                version, wire::PROTOCOL_VERSION));
+      }
+      hello_done_ = true;
+      return respond(id, [&](wire::Response::Builder out) {
+        auto hello = out.initHello();
+        hello.setProtocolVersion(wire::PROTOCOL_VERSION);
+        hello.setNodeId(core_->options.node_id);
+        hello.setPartitionCount(core_->options.partition_count);
+        hello.setMaxFrameBytes(core_->options.max_frame_bytes);
+        hello.setMaxBatchEvents(core_->options.max_batch_events);
+      });
+    }
+    auto& handler = core_->handler;
+    switch (which) {
+      case wire::Request::HELLO:
+        return error_reply(id, {errc::malformed_request, "hello was already received"});
+      case wire::Request::APPEND: {
+        auto decoded =
+            wire_codec::decode_append(request.getAppend(), core_->options.max_batch_events);
+        if (!decoded) return error_reply(id, decoded.err());
+        ++inflight_;
+        return handler.append(std::move(decoded).value(),
+                              make_reply<actors::append_reply>(id, [](auto out, const auto& r) {
+                                wire_codec::encode_append_reply(out.initAppend(), r);
+                              }));
+      }
+      case wire::Request::READ: {
+        auto decoded = wire_codec::decode_read(request.getRead());
+        if (!decoded) return error_reply(id, decoded.err());
+        decoded->limit = std::min<std::size_t>(decoded->limit, core_->options.max_batch_events);
+        ++inflight_;
+        return handler.read(std::move(decoded).value(), read_reply(id));
+      }
+      case wire::Request::READ_LAST: {
+        auto stream = wire_codec::decode_stream(request.getReadLast().getStream());
+        if (!stream) return error_reply(id, stream.err());
+        ++inflight_;
+        return handler.read_last(std::move(stream).value(), read_reply(id));
+      }
+      case wire::Request::GET_METADATA: {
+        auto stream = wire_codec::decode_stream(request.getGetMetadata().getStream());
+        if (!stream) return error_reply(id, stream.err());
+        ++inflight_;
+        return handler.get_stream_info(
+            std::move(stream).value(),
+            make_reply<engine::stream_info>(id, [](auto out, const auto& r) {
+              wire_codec::encode_stream_info(out.initStreamInfo(), r);
+            }));
+      }
+      case wire::Request::SET_METADATA: {
+        auto in = request.getSetMetadata();
+        auto stream = wire_codec::decode_stream(in.getStream());
+        if (!stream) return error_reply(id, stream.err());
+        ++inflight_;
+        return handler.set_metadata(std::move(stream).value(),
+                                    wire_codec::decode_metadata(in.getMetadata()), write_reply(id));
+      }
+      case wire::Request::DELETE_STREAM: {
+        auto in = request.getDeleteStream();
+        auto stream = wire_codec::decode_stream(in.getStream());
+        if (!stream) return error_reply(id, stream.err());
+        auto expected = wire_codec::decode_expected(in.getExpected());
+        if (!expected) return error_reply(id, expected.err());
+        ++inflight_;
+        return handler.delete_stream(std::move(stream).value(), *expected, in.getTombstone(),
+                                     write_reply(id));
+      }
+      case wire::Request::PUT_SNAPSHOT: {
+        auto in = request.getPutSnapshot();
+        auto stream = wire_codec::decode_stream(in.getStream());
+        if (!stream) return error_reply(id, stream.err());
+        auto payload = in.getPayload();
+        ++inflight_;
+        return handler.put_snapshot(
+            std::move(stream).value(), stream_version{in.getVersion()},
+            std::string(reinterpret_cast<const char*>(payload.begin()), payload.size()),
+            write_reply(id));
+      }
+      case wire::Request::GET_SNAPSHOT: {
+        auto stream = wire_codec::decode_stream(request.getGetSnapshot().getStream());
+        if (!stream) return error_reply(id, stream.err());
+        ++inflight_;
+        return handler.get_snapshot(
+            std::move(stream).value(),
+            make_reply<std::optional<engine::snapshot_read>>(id, [](auto out, const auto& r) {
+              wire_codec::encode_snapshot(out.initSnapshot(), r);
+            }));
+      }
+      case wire::Request::PING:
+        return respond(id, [](wire::Response::Builder out) { out.setPong(); });
+    }
+    error_reply(id, {errc::unknown_request,
+                     fmt::format("unknown request type {}", static_cast<unsigned>(which))});
+  }
+
+  // A reply_fn that hands the result to this connection's strand. It holds
+  // the connection weakly: a reply for a closed connection is dropped.
+  template <class T, class Encode>
+  actors::reply_fn<T> make_reply(std::uint64_t id, Encode encode) {
+    return [weak = weak_from_this(), id, encode](engine::result<T> r) {
+      auto self = weak.lock();
+      if (!self) return;
+      auto* raw = self.get();
+      asio::dispatch(raw->strand_, [self = std::move(self), id, encode, r = std::move(r)] {
+        self->complete<T>(id, r, encode);
+      });
+    };
+  }
+
+  actors::reply_fn<engine::read_page> read_reply(std::uint64_t id) {
+    const std::size_t max_bytes = core_->options.max_frame_bytes - k_frame_slack_bytes;
+    return make_reply<engine::read_page>(id, [max_bytes](auto out, const auto& page) {
+      wire_codec::encode_read_page(out.initRead(), page, max_bytes);
+    });
+  }
+
+  actors::reply_fn<actors::write_reply> write_reply(std::uint64_t id) {
+    return make_reply<actors::write_reply>(id, [](auto out, const auto& r) {
+      wire_codec::encode_write_reply(out.initWrite(), r);
+    });
+  }
+
+  template <class T, class Encode>
+  void complete(std::uint64_t id, const engine::result<T>& r, const Encode& encode) {
+    --inflight_;
+    if (closed_) return;
+    if (r) {
+      respond(id, [&](wire::Response::Builder out) { encode(out, r.value()); });
+    } else {
+      respond(id, [&](wire::Response::Builder out) { wire_codec::encode_error(out.initError(), r.err()); });
+    }
+    if (processing_) return;  // the frame loop flushes and reads on
+    flush();
+    if (closing_) return maybe_finish();
+    process_frames();
+  }
+
+  template <class Fill>
+  void respond(std::uint64_t id, Fill&& fill) {
+    capnp::MallocMessageBuilder message(reply_scratch_);
+    auto out = message.initRoot<wire::Response>();
+    out.setId(id);
+    fill(out);
+    append_frame(out_, message);
+  }
+
+  // A bad but well-framed request: answered, the connection goes on.
+  void error_reply(std::uint64_t id, const engine::error& error) {
+    core_->metrics.count_error(error.code);
+    respond(id, [&](wire::Response::Builder out) { wire_codec::encode_error(out.initError(), error); });
+  }
+
+  // Damage the connection cannot recover from: answer, then close cleanly.
+  void fail(std::uint64_t id, errc code, std::string message) {
+    if (closing_ || closed_) return;
+    spdlog::debug("binary connection: closing after {}: {}", engine::errc_name(code), message);
+    error_reply(id, {code, std::move(message)});
+    closing_ = true;
+    if (!processing_) {
+      flush();
+      maybe_finish();
+    }
+  }
+
+  void flush() {
+    if (write_active_ || out_.empty() || closed_) return;
+    std::swap(out_, writing_);
+    write_active_ = true;
+    asio::async_write(socket_, asio::buffer(writing_),
+                      asio::bind_executor(strand_, [self = shared_from_this()](
+                                                       asio::error_code ec, std::size_t) {
+                        self->on_write(ec);
+                      }));
+  }
+
+  void on_write(asio::error_code ec) {
+    write_active_ = false;
+    writing_.clear();
+    if (closed_) return;
+    if (ec) {
+      spdlog::debug("binary connection: write failed: {}", ec.message());
+      return close_now();
+    }
+    flush();
+    if (closing_) return maybe_finish();
+    process_frames();  // output below the limit again: read on
+  }
+
+  // In closing mode: once every reply is written, shut down our side and
+  // drain input until the peer closes (or `linger` passes).
+  void maybe_finish() {
+    if (closed_ || !closing_ || inflight_ > 0 || write_active_ || !out_.empty()) return;
+    if (!sent_shutdown_) {
+      sent_shutdown_ = true;
+      asio::error_code ignored;
+      socket_.shutdown(tcp::socket::shutdown_send, ignored);
+      arm_idle_timer(core_->options.linger);
+    }
+    if (read_closed_) return close_now();
+    do_read();
+  }
+
+  void arm_idle_timer(std::chrono::milliseconds after) {
+    timer_.expires_after(after);
+    timer_.async_wait([self = shared_from_this()](asio::error_code ec) {
+      if (ec != asio::error::operation_aborted) self->on_timer();
+    });
+  }
+
+  void on_timer() {
+    if (closed_) return;
+    if (sent_shutdown_) return close_now();  // linger over
+    if (closing_) return;                    // still writing; maybe_finish arms the linger
+    const auto idle = core_->options.idle_timeout;
+    const auto since = steady::now() - last_frame_;
+    if (inflight_ == 0 && since >= idle) {
+      return fail(0, errc::timeout,
+                  fmt::format("no request for {} ms: idle connection closed", idle.count()));
+    }
+    arm_idle_timer(inflight_ > 0 ? idle
+                                 : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       idle - since) +
+                                       std::chrono::milliseconds(1));
+  }
+
+  void close_now() {
+    if (closed_) return;
+    closed_ = true;
+    asio::error_code ignored;
+    timer_.cancel();
+    socket_.close(ignored);
+    core_->remove(this, counted_);
+  }
+
+  std::shared_ptr<binary_server::core> core_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  const bool counted_;  // against max_connections (false: being rejected)
+
+  receive_buffer in_;
+  std::size_t need_bytes_ = 0;  // receive room the frame in progress needs
+  aligned_scratch scratch_;
+  std::vector<std::byte> out_;      // replies not yet handed to the socket
+  std::vector<std::byte> writing_;  // the write in progress
+  kj::Array<capnp::word> reply_scratch_;
+  std::size_t inflight_ = 0;
+  steady::time_point last_frame_;
+
+  bool hello_done_ = false;
+  bool reading_ = false;
+  bool write_active_ = false;
+  bool processing_ = false;
+  bool closing_ = false;      // no more requests: finish replies, then close
+  bool read_closed_ = false;  // the peer closed its side (or the read failed)
+  bool sent_shutdown_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+void binary_server::core::accept() {
+  acceptor.async_accept(asio::bind_executor(
+      accept_strand, [self = shared_from_this()](asio::error_code ec, tcp::socket socket) {
+        self->on_accept(ec, std::move(socket));
+      }));
+}
+
+void binary_server::core::on_accept(asio::error_code ec, tcp::socket socket) {
+  {
+    std::lock_guard lock(mu);
+    if (stopped) return;
+  }
+  if (ec) {
+    if (ec == asio::error::operation_aborted) return;
+    spdlog::warn("binary server: accept failed: {}", ec.message());
+    return accept();
+  }
+  asio::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+  const bool counted = open.load() < options.max_connections;
+  if (counted) {
+    open.fetch_add(1);
+    metrics.connections_accepted.fetch_add(1, std::memory_order_relaxed);
+    metrics.connections_open.fetch_add(1, std::memory_order_relaxed);
+  }
+  auto c = std::make_shared<connection>(shared_from_this(), std::move(socket), counted);
+  {
+    std::lock_guard lock(mu);
+    connections.emplace(c.get(), c);
+  }
+  asio::post(c->strand(), [c] { c->start(); });
+  accept();
+}
+
+void binary_server::core::remove(connection* c, bool counted) {
+  if (counted) {
+    open.fetch_sub(1);
+    metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
+  }
+  std::shared_ptr<connection> last;  // released outside the lock
+  std::lock_guard lock(mu);
+  if (auto it = connections.find(c); it != connections.end()) {
+    last = std::move(it->second);
+    connections.erase(it);
+  }
+}
+
+binary_server::binary_server(asio::io_context& io, actors::request_handler& handler,
+                             actors::node_metrics& metrics, binary_server_options options)
+    : core_(std::make_shared<core>(io, handler, metrics, std::move(options))) {}
+
+binary_server::~binary_server() { stop(); }
+
+engine::result<tcp::endpoint> binary_server::listen(const std::string& host, std::uint16_t port) {
+  {
+    std::lock_guard lock(core_->mu);
+    if (core_->stopped) return engine::error{errc::shutting_down, "the server is stopped"};
+  }
+  asio::error_code ec;
+  tcp::endpoint endpoint;
+  auto address = asio::ip::make_address(host, ec);
+  if (!ec) {
+    endpoint = tcp::endpoint(address, port);
+  } else {
+    tcp::resolver resolver(core_->io);
+    auto results = resolver.resolve(host, std::to_string(port), ec);
+    if (ec || results.empty()) {
+      return engine::error{errc::io_error,
+                           fmt::format("cannot resolve {}: {}", host, ec.message())};
+    }
+    endpoint = results.begin()->endpoint();
+  }
+  auto& acceptor = core_->acceptor;
+  const auto failed = [&](const char* what) -> engine::error {
+    asio::error_code ignored;
+    acceptor.close(ignored);
+    return engine::error{errc::io_error,
+                         fmt::format("{} {}:{}: {}", what, host, port, ec.message())};
+  };
+  if (acceptor.open(endpoint.protocol(), ec)) return failed("open");
+  if (acceptor.set_option(tcp::acceptor::reuse_address(true), ec)) return failed("configure");
+  if (acceptor.bind(endpoint, ec)) return failed("bind");
+  if (acceptor.listen(asio::socket_base::max_listen_connections, ec)) return failed("listen");
+  auto bound = acceptor.local_endpoint(ec);
+  if (ec) return failed("query");
+  spdlog::info("binary protocol listening on {}:{}", bound.address().to_string(), bound.port());
+  asio::post(core_->accept_strand, [c = core_] { c->accept(); });
+  return bound;
+}
+
+void binary_server::stop() {
+  std::vector<std::shared_ptr<connection>> open;
+  {
+    std::lock_guard lock(core_->mu);
+    if (core_->stopped) return;
+    core_->stopped = true;
+    for (auto& [raw, c] : core_->connections) open.push_back(c);
+  }
+  asio::post(core_->accept_strand, [c = core_] {
+    asio::error_code ignored;
+    c->acceptor.close(ignored);
+  });
+  for (auto& c : open) c->close_from_outside();
+}
+
+std::size_t binary_server::connection_count() const { return core_->open.load(); }
+
+}  // namespace annal::net

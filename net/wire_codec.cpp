@@ -1,0 +1,294 @@
+#include "net/wire_codec.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "engine/partitioning.hpp"
+
+namespace annal::net::wire_codec {
+namespace {
+
+std::string_view view(capnp::Text::Reader text) { return {text.begin(), text.size()}; }
+std::string_view view(capnp::Data::Reader data) {
+  return {reinterpret_cast<const char*>(data.begin()), data.size()};
+}
+capnp::Data::Reader as_data(std::string_view bytes) {
+  return {reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()};
+}
+capnp::Text::Reader as_text(std::string_view text) { return {text.data(), text.size()}; }
+
+}  // namespace
+
+void split_event_id(const event_id& id, std::uint64_t& id0, std::uint64_t& id1) {
+  id0 = 0;
+  id1 = 0;
+  for (int i = 7; i >= 0; --i) {
+    id0 = (id0 << 8) | id[static_cast<std::size_t>(i)];
+    id1 = (id1 << 8) | id[static_cast<std::size_t>(i + 8)];
+  }
+}
+
+event_id join_event_id(std::uint64_t id0, std::uint64_t id1) {
+  event_id id{};
+  for (std::size_t i = 0; i < 8; ++i) {
+    id[i] = static_cast<std::uint8_t>(id0 >> (8 * i));
+    id[i + 8] = static_cast<std::uint8_t>(id1 >> (8 * i));
+  }
+  return id;
+}
+
+engine::result<std::string> decode_stream(capnp::Text::Reader stream) {
+  const auto text = view(stream);
+  if (!engine::valid_stream_id(text)) {
+    return engine::error{engine::errc::invalid_stream_id,
+                         fmt::format("invalid stream id ({} bytes): must be 1..{} bytes of UTF-8 "
+                                     "without control characters",
+                                     text.size(), engine::k_max_stream_id_bytes)};
+  }
+  return std::string(text);
+}
+
+engine::result<engine::expected_version> decode_expected(wire::ExpectedVersion::Reader expected) {
+  switch (expected.which()) {
+    case wire::ExpectedVersion::ANY: return engine::expected_version::any();
+    case wire::ExpectedVersion::NO_STREAM: return engine::expected_version::no_stream();
+    case wire::ExpectedVersion::STREAM_EXISTS: return engine::expected_version::stream_exists();
+    case wire::ExpectedVersion::EXACT: return engine::expected_version::exact(expected.getExact());
+  }
+  return engine::error{engine::errc::malformed_request, "unknown kind of expected version"};
+}
+
+engine::result<actors::append_request> decode_append(wire::AppendRequest::Reader request,
+                                                     std::size_t max_batch_events) {
+  auto events = request.getEvents();
+  if (events.size() > max_batch_events) {
+    return engine::error{engine::errc::batch_too_large,
+                         fmt::format("{} events in one append; the limit is {}", events.size(),
+                                     max_batch_events)};
+  }
+  auto stream = decode_stream(request.getStream());
+  if (!stream) return stream.err();
+  auto expected = decode_expected(request.getExpected());
+  if (!expected) return expected.err();
+  actors::append_request out;
+  out.stream = std::move(stream).value();
+  out.expected = *expected;
+  out.events.resize(events.size());
+  for (unsigned i = 0; i < events.size(); ++i) {
+    auto in = events[i];
+    auto& event = out.events[i];
+    event.id = join_event_id(in.getId0(), in.getId1());
+    event.type = view(in.getType());
+    event.data = view(in.getData());
+    event.metadata = view(in.getMetadata());
+  }
+  return out;
+}
+
+engine::result<actors::read_request> decode_read(wire::ReadRequest::Reader request) {
+  auto stream = decode_stream(request.getStream());
+  if (!stream) return stream.err();
+  actors::read_request out;
+  out.stream = std::move(stream).value();
+  out.from = stream_version{request.getFrom()};
+  out.from_end = request.getFromEnd();
+  out.limit = request.getLimit();
+  out.direction =
+      request.getBackward() ? engine::read_direction::backward : engine::read_direction::forward;
+  return out;
+}
+
+engine::stream_metadata decode_metadata(wire::StreamMetadata::Reader metadata) {
+  return {metadata.getMaxCount(), metadata.getMaxAgeSeconds(), metadata.getTruncateBefore()};
+}
+
+void encode_expected(wire::ExpectedVersion::Builder out, const engine::expected_version& expected) {
+  using kind = engine::expected_version::kind;
+  switch (expected.what) {
+    case kind::any: out.setAny(); break;
+    case kind::no_stream: out.setNoStream(); break;
+    case kind::stream_exists: out.setStreamExists(); break;
+    case kind::exact: out.setExact(expected.version.value()); break;
+  }
+}
+
+void encode_append(wire::AppendRequest::Builder out, const actors::append_request& request) {
+  out.setStream(as_text(request.stream));
+  encode_expected(out.initExpected(), request.expected);
+  auto events = out.initEvents(static_cast<unsigned>(request.events.size()));
+  for (unsigned i = 0; i < events.size(); ++i) {
+    const auto& in = request.events[i];
+    auto event = events[i];
+    std::uint64_t id0 = 0, id1 = 0;
+    split_event_id(in.id, id0, id1);
+    event.setId0(id0);
+    event.setId1(id1);
+    event.setType(as_text(in.type));
+    if (!in.data.empty()) event.setData(as_data(in.data));
+    if (!in.metadata.empty()) event.setMetadata(as_data(in.metadata));
+  }
+}
+
+void encode_read(wire::ReadRequest::Builder out, const actors::read_request& request) {
+  out.setStream(as_text(request.stream));
+  out.setFrom(request.from.value());
+  out.setFromEnd(request.from_end);
+  out.setLimit(static_cast<std::uint32_t>(
+      std::min<std::size_t>(request.limit, std::numeric_limits<std::uint32_t>::max())));
+  out.setBackward(request.direction == engine::read_direction::backward);
+}
+
+void encode_metadata(wire::StreamMetadata::Builder out, const engine::stream_metadata& metadata) {
+  out.setMaxCount(metadata.max_count);
+  out.setMaxAgeSeconds(metadata.max_age_seconds);
+  out.setTruncateBefore(metadata.truncate_before);
+}
+
+void encode_error(wire::Error::Builder out, const engine::error& error) {
+  out.setCode(engine::errc_name(error.code));
+  out.setMessage(as_text(error.message));
+  if (error.current_version) {
+    out.setHasCurrentVersion(true);
+    out.setCurrentVersion(error.current_version->value());
+  }
+}
+
+void encode_append_reply(wire::AppendReply::Builder out, const actors::append_reply& reply) {
+  out.setFirstVersion(reply.first_version.value());
+  out.setLastVersion(reply.last_version.value());
+  out.setPosition(reply.position.value());
+  out.setPartition(reply.partition.value());
+  out.setDuplicate(reply.duplicate);
+}
+
+void encode_read_page(wire::ReadReply::Builder out, const engine::read_page& page,
+                      std::size_t max_bytes) {
+  // Fixed per-event cost: the struct (2 pointers... 8 words) and text/data padding.
+  constexpr std::size_t k_event_overhead = 96;
+  std::size_t count = 0;
+  std::size_t bytes = 64;
+  for (const auto& event : page.events) {
+    const std::size_t size =
+        k_event_overhead + event.type.size() + event.data.size() + event.metadata.size();
+    if (count > 0 && bytes + size > max_bytes) break;
+    bytes += size;
+    ++count;
+  }
+  auto events = out.initEvents(static_cast<unsigned>(count));
+  for (unsigned i = 0; i < count; ++i) {
+    const auto& in = page.events[i];
+    auto event = events[i];
+    std::uint64_t id0 = 0, id1 = 0;
+    split_event_id(in.id, id0, id1);
+    event.setId0(id0);
+    event.setId1(id1);
+    event.setType(as_text(in.type));
+    if (!in.data.empty()) event.setData(as_data(in.data));
+    if (!in.metadata.empty()) event.setMetadata(as_data(in.metadata));
+    event.setVersion(in.version.value());
+    event.setTimestampUs(in.timestamp);
+    event.setPosition(in.position.value());
+  }
+  std::optional<stream_version> next = page.next;
+  if (count < page.events.size()) next = page.events[count].version;
+  if (next) {
+    out.setHasNext(true);
+    out.setNext(next->value());
+  }
+  if (page.last_version) {
+    out.setHasLastVersion(true);
+    out.setLastVersion(page.last_version->value());
+  }
+}
+
+void encode_stream_info(wire::StreamInfo::Builder out, const engine::stream_info& info) {
+  encode_metadata(out.initMetadata(), info.metadata);
+  out.setExists(info.last_version.has_value());
+  if (info.last_version) out.setLastVersion(info.last_version->value());
+  out.setFirstRetained(info.first_retained);
+  out.setDeleted(info.deleted);
+  out.setTombstoned(info.tombstoned);
+}
+
+void encode_write_reply(wire::WriteReply::Builder out, const actors::write_reply& reply) {
+  out.setPosition(reply.position.value());
+  out.setPartition(reply.partition.value());
+}
+
+void encode_snapshot(wire::SnapshotReply::Builder out,
+                     const std::optional<engine::snapshot_read>& snapshot) {
+  out.setFound(snapshot.has_value());
+  if (!snapshot) return;
+  out.setVersion(snapshot->version.value());
+  out.setTimestampUs(snapshot->timestamp);
+  if (!snapshot->payload.empty()) out.setPayload(as_data(snapshot->payload));
+}
+
+engine::error decode_error(wire::Error::Reader in) {
+  const auto code = view(in.getCode());
+  engine::error error;
+  if (auto known = engine::errc_from_name(code); known && *known != engine::errc::ok) {
+    error = engine::error{*known, std::string(view(in.getMessage()))};
+  } else {
+    error = engine::error{engine::errc::invalid_argument,
+                          fmt::format("{}: {}", code, view(in.getMessage()))};
+  }
+  if (in.getHasCurrentVersion()) error.current_version = stream_version{in.getCurrentVersion()};
+  return error;
+}
+
+actors::append_reply decode_append_reply(wire::AppendReply::Reader reply) {
+  return {stream_version{reply.getFirstVersion()}, stream_version{reply.getLastVersion()},
+          lsn{reply.getPosition()}, partition_id{reply.getPartition()}, reply.getDuplicate()};
+}
+
+engine::read_page decode_read_page(wire::ReadReply::Reader reply,
+                                   std::shared_ptr<const void> keep_alive) {
+  engine::read_page page;
+  auto events = reply.getEvents();
+  page.events.resize(events.size());
+  for (unsigned i = 0; i < events.size(); ++i) {
+    auto in = events[i];
+    auto& event = page.events[i];
+    event.id = join_event_id(in.getId0(), in.getId1());
+    event.type = view(in.getType());
+    event.data = view(in.getData());
+    event.metadata = view(in.getMetadata());
+    event.version = stream_version{in.getVersion()};
+    event.timestamp = in.getTimestampUs();
+    event.position = lsn{in.getPosition()};
+  }
+  if (reply.getHasNext()) page.next = stream_version{reply.getNext()};
+  if (reply.getHasLastVersion()) page.last_version = stream_version{reply.getLastVersion()};
+  page.buffers.push_back(std::move(keep_alive));
+  return page;
+}
+
+engine::stream_info decode_stream_info(wire::StreamInfo::Reader in) {
+  engine::stream_info info;
+  info.metadata = decode_metadata(in.getMetadata());
+  if (in.getExists()) info.last_version = stream_version{in.getLastVersion()};
+  info.first_retained = in.getFirstRetained();
+  info.deleted = in.getDeleted();
+  info.tombstoned = in.getTombstoned();
+  return info;
+}
+
+actors::write_reply decode_write_reply(wire::WriteReply::Reader reply) {
+  return {lsn{reply.getPosition()}, partition_id{reply.getPartition()}};
+}
+
+std::optional<engine::snapshot_read> decode_snapshot(wire::SnapshotReply::Reader reply,
+                                                     std::shared_ptr<const void> keep_alive) {
+  if (!reply.getFound()) return std::nullopt;
+  engine::snapshot_read snapshot;
+  snapshot.version = stream_version{reply.getVersion()};
+  snapshot.timestamp = reply.getTimestampUs();
+  snapshot.payload = view(reply.getPayload());
+  snapshot.buffers.push_back(std::move(keep_alive));
+  return snapshot;
+}
+
+}  // namespace annal::net::wire_codec
