@@ -15,15 +15,15 @@ build: deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# Engine tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Every test under AddressSanitizer + UndefinedBehaviorSanitizer.
 build-asan: deps
 	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DANNAL_SANITIZE=ON -DANNAL_BUILD_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build $(ASAN_DIR) -j $(JOBS)
 
+# Builds and runs a single-node store: data in ./annal-data, HTTP on
+# 127.0.0.1:7070, binary protocol on 127.0.0.1:7071. Ctrl-C stops it cleanly.
 dev: build
-	@echo "annal: the engine is built ($(BUILD_DIR)). The server ('annal dev' on"
-	@echo "127.0.0.1:7070 HTTP, 127.0.0.1:7071 binary) arrives with the server issue;"
-	@echo "until then try the engine benchmarks: make bench"
+	$(BUILD_DIR)/cli/annal dev
 
 test-release: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
