@@ -120,7 +120,7 @@ http_reply http_client::request(std::string_view method, std::string_view target
   head.append("\r\n");
 
   std::optional<std::error_code> written;
-  const std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
+  const std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body.data(), body.size())};
   asio::async_write(*socket_, buffers, [&](std::error_code ec, std::size_t) { written = ec; });
   run_until([&] { return written.has_value(); }, "writing the request");
   // A server may answer (e.g. 413) and close before reading the whole body:

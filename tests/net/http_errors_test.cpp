@@ -1,0 +1,181 @@
+// Bad input to the HTTP API: each gets a typed error with the right status,
+// the server keeps serving, and events acknowledged before are still there.
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tests/net/http_fixture.hpp"
+
+namespace annal::testing {
+namespace {
+
+using nlohmann::json;
+
+class http_errors_test : public http_fixture {
+ protected:
+  void SetUp() override {
+    http_fixture::SetUp();
+    ASSERT_EQ(append_numbers("acknowledged", 0, 3).status, 201);
+  }
+
+  // The reply has `status` and error `code`, with a message.
+  void expect_error(const http_reply& reply, int status, const std::string& code) {
+    EXPECT_EQ(reply.status, status) << reply.body;
+    EXPECT_EQ(reply.header("content-type"), "application/json");
+    EXPECT_EQ(error_code(reply), code);
+    const auto doc = body(reply);
+    ASSERT_TRUE(doc.contains("error"));
+    EXPECT_TRUE(doc["error"]["message"].is_string());
+    EXPECT_FALSE(doc["error"]["message"].get<std::string>().empty());
+  }
+
+  // The server still answers (on a fresh connection too) and the events
+  // acknowledged in SetUp are intact.
+  void expect_still_serving() {
+    for (auto* client : {&*client_, &fresh_client()}) {
+      const auto reply = client->get("/streams/acknowledged");
+      ASSERT_EQ(reply.status, 200) << reply.body;
+      const auto page = body(reply);
+      ASSERT_EQ(page["events"].size(), 3u);
+      for (int i = 0; i < 3; ++i) EXPECT_EQ(page["events"][i]["data"]["n"], i);
+    }
+  }
+
+  http_client& fresh_client() {
+    fresh_.emplace(endpoint_);
+    return *fresh_;
+  }
+
+  std::optional<http_client> fresh_;
+};
+
+TEST_F(http_errors_test, invalid_json_is_malformed_request) {
+  expect_error(client_->post("/streams/s", "{\"events\": [ {"), 400, "malformed_request");
+  expect_error(client_->post("/streams/s", "not json at all"), 400, "malformed_request");
+  expect_error(client_->post("/streams/s", ""), 400, "malformed_request");
+  expect_error(client_->post("/streams/s", "[1,2]"), 400, "malformed_request");
+  // Invalid UTF-8 inside a JSON string.
+  expect_error(client_->post("/streams/s", "{\"events\":[{\"type\":\"\xff\"}]}"), 400,
+               "malformed_request");
+  expect_still_serving();
+}
+
+TEST_F(http_errors_test, wrong_field_types_are_malformed_request) {
+  expect_error(client_->post("/streams/s", R"({"events":{"type":"t"}})"), 400,
+               "malformed_request");
+  expect_error(client_->post("/streams/s", R"({"events":[{"type":5}]})"), 400,
+               "malformed_request");
+  expect_error(client_->post("/streams/s", R"({"events":["t"]})"), 400, "malformed_request");
+  expect_error(client_->post("/streams/s", R"({"expectedVersion":true,"events":[{"type":"t"}]})"),
+               400, "malformed_request");
+  expect_error(client_->post("/streams/s", R"({"events":[{"type":"t","id":7}]})"), 400,
+               "malformed_request");
+  expect_error(client_->put("/streams/s/metadata", R"({"maxCount":"ten"})"), 400,
+               "malformed_request");
+  expect_error(client_->put("/streams/s/snapshot", R"({"version":"1","data":1})"), 400,
+               "malformed_request");
+  expect_still_serving();
+}
+
+TEST_F(http_errors_test, missing_fields_are_malformed_request) {
+  expect_error(client_->post("/streams/s", R"({"expectedVersion":"any"})"), 400,
+               "malformed_request");
+  expect_error(client_->post("/streams/s", R"({"events":[{"data":1}]})"), 400,
+               "malformed_request");
+  expect_error(client_->put("/streams/s/snapshot", R"({"data":1})"), 400, "malformed_request");
+  expect_error(client_->put("/streams/s/snapshot", R"({"version":0})"), 400, "malformed_request");
+  expect_still_serving();
+}
+
+TEST_F(http_errors_test, bad_values_are_invalid_input) {
+  expect_error(client_->post("/streams/s", R"({"events":[]})"), 400, "invalid_event");
+  expect_error(client_->post("/streams/s", R"({"events":[{"type":""}]})"), 400, "invalid_event");
+  expect_error(client_->post("/streams/s", R"({"events":[{"type":"t","id":"not-a-uuid"}]})"), 400,
+               "invalid_event");
+  expect_error(client_->post("/streams/s", R"({"expectedVersion":"sometimes","events":[{"type":"t"}]})"),
+               400, "invalid_argument");
+  expect_error(client_->post("/streams/s", R"({"expectedVersion":-1,"events":[{"type":"t"}]})"),
+               400, "invalid_argument");
+  expect_error(client_->post("/streams/s",
+                             R"({"events":[{"type":"t","data":"@@","dataEncoding":"base64"}]})"),
+               400, "invalid_argument");
+  expect_error(client_->get("/streams/acknowledged?limit=abc"), 400, "invalid_argument");
+  expect_error(client_->get("/streams/acknowledged?limit=0"), 400, "invalid_argument");
+  expect_error(client_->get("/streams/acknowledged?direction=sideways"), 400, "invalid_argument");
+  expect_error(client_->get("/streams/acknowledged?from=-3"), 400, "invalid_argument");
+  expect_error(client_->del("/streams/acknowledged?tombstone=maybe"), 400, "invalid_argument");
+  expect_still_serving();
+}
+
+TEST_F(http_errors_test, body_over_the_limit_is_413) {
+  const std::string big(64 * 1024 + 1, ' ');  // limit: 64 KiB
+  const auto reply = client_->post("/streams/s", big);
+  expect_error(reply, 413, "frame_too_large");
+  // A body of exactly the limit is read (and then judged on its content).
+  std::string at_limit = R"({"events":[{"type":"t","data":")";
+  at_limit += std::string(64 * 1024 - at_limit.size() - 4, 'x');
+  at_limit += R"("}]})";
+  ASSERT_EQ(at_limit.size(), 64u * 1024);
+  EXPECT_EQ(client_->post("/streams/s", at_limit).status, 201);
+  expect_still_serving();
+}
+
+TEST_F(http_errors_test, batch_over_the_limit_is_413) {
+  json events = json::array();
+  for (int i = 0; i < 51; ++i) events.push_back({{"type", "t"}});  // limit: 50
+  const auto reply = client_->post("/streams/s", json{{"events", events}}.dump());
+  expect_error(reply, 413, "batch_too_large");
+  EXPECT_EQ(client_->get("/streams/s").status, 404);  // nothing was written
+  expect_still_serving();
+}
+
+TEST_F(http_errors_test, invalid_stream_ids_are_400) {
+  expect_error(client_->post("/streams/%FF%FE", R"({"events":[{"type":"t"}]})"), 400,
+               "invalid_stream_id");
+  expect_error(client_->get("/streams/a%01b"), 400, "invalid_stream_id");
+  expect_error(client_->get("/streams/bad%zzescape"), 400, "invalid_stream_id");
+  expect_error(client_->get("/streams/trailing%2"), 400, "invalid_stream_id");
+  expect_error(client_->get("/streams/" + std::string(257, 'a')), 400, "invalid_stream_id");
+  expect_error(client_->get("/streams/"), 400, "invalid_stream_id");
+  expect_error(client_->del("/streams/%C3%28?tombstone=true"), 400, "invalid_stream_id");
+  // 256 bytes is the longest id.
+  EXPECT_EQ(append_numbers(std::string(256, 'a'), 0, 1).status, 201);
+  expect_still_serving();
+}
+
+TEST_F(http_errors_test, unknown_paths_are_404_and_wrong_methods_405) {
+  expect_error(client_->get("/nope"), 404, "not_found");
+  expect_error(client_->get("/"), 404, "not_found");
+  expect_error(client_->get("/streams/acknowledged/unknown"), 404, "not_found");
+  expect_error(client_->get("/streamsx"), 404, "not_found");
+
+  const auto put = client_->put("/streams/acknowledged", "{}");
+  expect_error(put, 405, "unknown_request");
+  EXPECT_EQ(put.header("allow"), "GET, POST, DELETE");
+  const auto post_health = client_->post("/health", "{}");
+  expect_error(post_health, 405, "unknown_request");
+  EXPECT_EQ(post_health.header("allow"), "GET");
+  expect_error(client_->del("/streams/acknowledged/head"), 405, "unknown_request");
+  expect_still_serving();
+}
+
+TEST_F(http_errors_test, deeply_nested_json_is_refused) {
+  const std::string deep = R"({"events":[{"type":"t","data":)" + std::string(30000, '[') +
+                           std::string(30000, ']') + "}]}";
+  expect_error(client_->post("/streams/s", deep), 400, "malformed_request");
+  expect_still_serving();
+}
+
+TEST_F(http_errors_test, errors_found_by_the_http_layer_are_counted) {
+  const auto before = metrics_.errors[static_cast<std::size_t>(engine::errc::malformed_request)].load();
+  client_->post("/streams/s", "{");
+  client_->post("/streams/s", "[]");
+  client_->get("/nope");
+  EXPECT_EQ(metrics_.errors[static_cast<std::size_t>(engine::errc::malformed_request)].load(),
+            before + 2);
+  EXPECT_EQ(metrics_.errors[static_cast<std::size_t>(engine::errc::not_found)].load(), 1u);
+}
+
+}  // namespace
+}  // namespace annal::testing
