@@ -1,0 +1,92 @@
+// Throughput of the binary protocol: a binary_server over a store_handler
+// (fsync=none) and async client connections in one process, each side on its
+// own io thread. Single-event appends, C connections with F requests in
+// flight each, for S seconds. Usage: binary_throughput [C] [F] [S]
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "client/connection.hpp"
+#include "tests/net/binary_fixture.hpp"
+#include "tests/support/event_factory.hpp"
+
+using namespace annal;
+
+namespace {
+
+struct driver {
+  std::shared_ptr<client::connection> conn;
+  std::string stream;
+  std::uint64_t next = 1;
+  std::atomic<std::uint64_t>* done;
+  std::atomic<std::uint64_t>* errors;
+  std::atomic<bool>* stop;
+
+  void send() {
+    actors::append_request request{stream, engine::expected_version::any(), {}};
+    request.events.push_back(engine::event_input{{}, "bench", std::string(100, 'x'), {}});
+    conn->append(std::move(request), [this](engine::result<actors::append_reply> r) {
+      done->fetch_add(1, std::memory_order_relaxed);
+      if (!r) errors->fetch_add(1, std::memory_order_relaxed);
+      if (!stop->load(std::memory_order_relaxed)) send();
+    });
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int connections = argc > 1 ? std::atoi(argv[1]) : 16;
+  const int inflight = argc > 2 ? std::atoi(argv[2]) : 16;
+  const int seconds = argc > 3 ? std::atoi(argv[3]) : 5;
+  spdlog::set_level(spdlog::level::warn);
+  annal::testing::binary_test_server server;
+  asio::io_context io;
+  auto work = asio::make_work_guard(io);
+  std::thread runner([&] { io.run(); });
+
+  std::atomic<std::uint64_t> done{0}, errors{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::unique_ptr<driver>> drivers;
+  std::vector<std::shared_ptr<client::connection>> conns;
+  for (int c = 0; c < connections; ++c) {
+    std::promise<engine::result<std::shared_ptr<client::connection>>> p;
+    client::client_options options;
+    options.port = server.port();
+    client::connection::connect(io, options, [&](auto r) { p.set_value(std::move(r)); });
+    auto conn = p.get_future().get();
+    if (!conn) {
+      std::fprintf(stderr, "connect: %s\n", conn.err().message.c_str());
+      return 1;
+    }
+    conns.push_back(*conn);
+    for (int f = 0; f < inflight; ++f) {
+      drivers.push_back(std::make_unique<driver>(
+          driver{*conn, "bench-" + std::to_string(c * inflight + f), 1, &done, &errors, &stop}));
+    }
+  }
+  const auto start = std::chrono::steady_clock::now();
+  for (auto& d : drivers) d->send();
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  const auto count = done.load();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  stop = true;
+  annal::testing::eventually([&] {
+    return done.load() >= count;  // drain
+  });
+  for (auto& c : conns) c->close();
+  work.reset();
+  runner.join();
+  std::printf(
+      "{\"op\":\"append\",\"connections\":%d,\"inflight\":%d,\"size\":100,\"requests\":%llu,"
+      "\"seconds\":%.2f,\"requestsPerSec\":%.0f,\"errors\":%llu}\n",
+      connections, inflight, static_cast<unsigned long long>(count), elapsed, count / elapsed,
+      static_cast<unsigned long long>(errors.load()));
+  return 0;
+}
