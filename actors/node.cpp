@@ -103,6 +103,7 @@ engine::status node::impl::open() {
   so.node_log.mode = options.fsync;
   so.node_log.sync_interval = options.sync_interval;
   so.partition = options.partition;
+  so.fs = options.fs;
   auto opened = engine::store::open(std::move(so));
   if (!opened) return opened.err();
   store_ = std::move(opened).value();

@@ -20,6 +20,9 @@ struct node_options {
   std::size_t sync_threads = 2;       // overlapping group-commit rounds
   std::size_t actor_threads = 2;      // CAF scheduler workers
   engine::partition_options partition;
+  // nullptr: the real file system. Tests pass a fault-injecting one; it must
+  // outlive the node.
+  engine::file_system* fs = nullptr;
 };
 
 // One node's store served by CAF actors: a partition actor per partition
