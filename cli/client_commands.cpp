@@ -15,14 +15,7 @@ namespace annal::cli {
 namespace {
 
 int fail(const engine::error& e) {
-  std::string detail;
-  if (e.code == engine::errc::wrong_expected_version) {
-    detail = e.current_version
-                 ? " (current version " + std::to_string(e.current_version->value()) + ")"
-                 : " (the stream does not exist)";
-  }
-  std::fprintf(stderr, "annal: %s: %s%s\n", engine::errc_name(e.code), e.message.c_str(),
-               detail.c_str());
+  std::fprintf(stderr, "annal: %s: %s\n", engine::errc_name(e.code), e.message.c_str());
   return 1;
 }
 

@@ -58,6 +58,7 @@ engine::fsync_mode parse_fsync(const std::string& name) {
 int main(int argc, char** argv) {
   CLI::App app{"Annal: an event store. Server, client and admin tool in one binary."};
   app.require_subcommand(1);
+  app.fallthrough();  // --log-level also after the subcommand
   app.set_help_all_flag("--help-all", "Help for every subcommand");
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")

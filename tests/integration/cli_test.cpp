@@ -1,0 +1,138 @@
+// The `annal` client subcommands and `annal check` against a real node.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/node_fixture.hpp"
+
+namespace annal::testing {
+namespace {
+
+using nlohmann::json;
+
+class cli_test : public node_fixture {
+ protected:
+  command_result annal(std::vector<std::string> args, const std::string& input = "") {
+    args.push_back("--server");
+    args.push_back("127.0.0.1:" + std::to_string(node_->binary_port()));
+    return run_annal(args, input);
+  }
+};
+
+TEST_F(cli_test, append_read_head_round_trip) {
+  auto r = annal({"append", "cli-1", "--type", "Added", "--data", R"({"n": 1})", "--expected",
+                  "no_stream"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["firstVersion"], 0);
+
+  r = annal({"append", "cli-1", "--events", "-"},
+            R"([{"type": "Added", "data": {"n": 2}}, {"type": "Added", "data": {"n": 3}}])");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["lastVersion"], 2);
+
+  r = annal({"read", "cli-1", "--limit", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto page = json::parse(r.out);
+  ASSERT_EQ(page["events"].size(), 2u);
+  EXPECT_EQ(page["events"][1]["data"]["n"], 2);
+  EXPECT_EQ(page["next"], 2);
+
+  r = annal({"read", "cli-1", "--backward", "--limit", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["events"][0]["version"], 2);
+
+  r = annal({"head", "cli-1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["data"]["n"], 3);
+}
+
+TEST_F(cli_test, failures_print_one_line_and_exit_non_zero) {
+  auto r = annal({"append", "cli-2", "--type", "A", "--expected", "stream_exists"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("annal: wrong_expected_version: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1);
+
+  r = annal({"read", "cli-missing"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("annal: stream_not_found: ", 0), 0u) << r.err;
+
+  r = annal({"append", "cli-2", "--type", "A", "--expected", "sometimes"});
+  EXPECT_EQ(r.exit_code, 2);
+
+  r = run_annal({"read", "cli-2", "--server", "127.0.0.1:1"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.err.rfind("annal: ", 0), 0u) << r.err;
+}
+
+TEST_F(cli_test, delete_meta_and_snapshot) {
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(annal({"append", "cli-3", "--type", "A", "--data", "1"}).exit_code, 0);
+  }
+  auto r = annal({"meta", "cli-3", "--max-count", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["maxCount"], 1);
+  r = annal({"meta", "cli-3"});
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_EQ(json::parse(r.out)["maxCount"], 1);
+
+  r = annal({"snapshot", "cli-3", "--version", "2", "--data", R"({"s": 3})"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = annal({"snapshot", "cli-3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["data"]["s"], 3);
+  EXPECT_EQ(json::parse(r.out)["version"], 2);
+
+  r = annal({"delete", "cli-3", "--tombstone"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = annal({"append", "cli-3", "--type", "A"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("annal: stream_deleted: ", 0), 0u) << r.err;
+}
+
+TEST_F(cli_test, help_on_every_subcommand) {
+  for (const char* cmd : {"dev", "start", "append", "read", "head", "delete", "meta", "snapshot",
+                          "check", "bench"}) {
+    auto r = run_annal({cmd, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << cmd;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << cmd << ": " << r.out;
+  }
+}
+
+TEST_F(cli_test, check_verifies_a_stopped_node_s_directory) {
+  ASSERT_EQ(annal({"append", "cli-4", "--type", "A", "--data", "1"}).exit_code, 0);
+  client_.reset();
+  ASSERT_EQ(node_->terminate(std::chrono::seconds(30)), 0);
+  auto r = run_annal({"check", data_.path() + "/data", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto report = json::parse(r.out);
+  EXPECT_EQ(report["ok"], true);
+  EXPECT_EQ(report["partitions"], 64);
+  EXPECT_GE(report["events"], 1);
+
+  r = run_annal({"check", data_.path()});
+  EXPECT_EQ(r.exit_code, 2);  // not a data directory
+}
+
+TEST_F(cli_test, bench_runs_a_short_load_and_prints_json) {
+  auto r = run_annal({"bench", "--target", "127.0.0.1:" + std::to_string(node_->binary_port()),
+                      "--connections", "2", "--inflight", "2", "--duration", "0.5", "--streams",
+                      "10", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto j = json::parse(r.out);
+  EXPECT_EQ(j["op"], "append");
+  EXPECT_EQ(j["connections"], 2);
+  EXPECT_GT(j["events"], 0);
+  EXPECT_GT(j["eventsPerSec"], 0);
+  EXPECT_GT(j["p99Ms"], 0);
+  EXPECT_EQ(j["errors"], 0);
+
+  r = run_annal({"bench", "--target", "127.0.0.1:" + std::to_string(node_->binary_port()), "--op",
+                 "read", "--connections", "2", "--batch", "50", "--duration", "0.5", "--streams",
+                 "4", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  j = json::parse(r.out);
+  EXPECT_EQ(j["op"], "read");
+  EXPECT_GT(j["events"], 0);
+}
+
+}  // namespace
+}  // namespace annal::testing
