@@ -73,7 +73,14 @@ void send(const restinio::request_handle_t& request, http_response response) noe
         restinio::http_status_code_t{static_cast<std::uint16_t>(response.status)},
         reason_phrase(response.status)});
     builder.append_header(restinio::http_field::content_type, std::move(response.content_type));
-    for (auto& [name, value] : response.headers) builder.append_header(name, std::move(value));
+    for (auto& [name, value] : response.headers) {
+      // RESTinio writes the Connection header itself.
+      if (name == "Connection") {
+        if (value == "close") builder.connection_close();
+        continue;
+      }
+      builder.append_header(name, std::move(value));
+    }
     builder.set_body(std::move(response.body));
     builder.done();
   } catch (const std::exception& e) {

@@ -462,6 +462,7 @@ TEST_F(http_api_test, stop_is_idempotent_and_refuses_new_connections) {
   EXPECT_EQ(reply.status, 503);
   EXPECT_EQ(error_code(reply), "shutting_down");
   EXPECT_FALSE(reply.keep_alive);
+  EXPECT_EQ(reply.header("connection"), "close");
   // New connections are refused.
   http_client fresh(endpoint_, std::chrono::seconds(10));
   EXPECT_THROW(fresh.get("/health"), std::runtime_error);
