@@ -56,12 +56,12 @@ void checkpointer::run() {
 
     const auto started = std::chrono::steady_clock::now();
     auto done = part->checkpoint();
-    metrics_.checkpoints.fetch_add(1, std::memory_order_relaxed);
     std::optional<engine::error> failure;
     if (!done) {
       failure = done.err();
       spdlog::error("partition {}: checkpoint failed: {}", p.value(), done.err().message);
     } else {
+      metrics_.checkpoints.fetch_add(1, std::memory_order_relaxed);
       spdlog::debug("partition {}: checkpoint in {:.1f} ms", p.value(),
                     std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
                                                               started)
