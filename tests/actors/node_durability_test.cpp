@@ -182,7 +182,8 @@ TEST(node_partition_unavailable, a_partition_that_fails_to_open_answers_with_its
     ASSERT_TRUE(st->sync().ok());
     // The other partitions checkpoint past the damage and open.
     for (std::uint32_t i = 0; i < st->partition_count(); ++i) {
-      if (partition_id{i} != bad_partition) ASSERT_TRUE(st->get(partition_id{i}).value()->checkpoint().ok());
+      if (partition_id{i} == bad_partition) continue;
+      ASSERT_TRUE(st->get(partition_id{i}).value()->checkpoint().ok());
     }
   }
   const std::string wal = engine::node_log_directory(options.data_dir) + "/" +
