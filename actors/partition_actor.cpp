@@ -65,10 +65,10 @@ caf::behavior partition_actor::make_behavior() {
         m.latch->count_down();
       },
       [this](final_msg& m) {
+        release(wal_.durable_position());
         if (m.failure) {
           fail_all(*m.failure);
         } else {
-          release(wal_.durable_position());
           if (!waiters_.empty()) {
             spdlog::error("partition {}: {} writes not covered by the final sync", id_.value(),
                           waiters_.size());
@@ -142,15 +142,17 @@ void partition_actor::hold(waiter w) {
 
 void partition_actor::release_ready() {
   for (;;) {
+    // Writes an earlier round made durable are acknowledged even if a later
+    // round failed; only the rest fail.
+    const auto durable = wal_.durable_position();
+    release(durable);
+    if (waiters_.empty()) break;
     if (context_.commit->failed()) {
       auto failure = wal_.failure();
       fail_all(failure ? *failure
                        : engine::error{engine::errc::io_error, "the node log failed"});
       break;
     }
-    const auto durable = wal_.durable_position();
-    release(durable);
-    if (waiters_.empty()) break;
     context_.commit->rearm(id_);
     if (wal_.durable_position() == durable && !context_.commit->failed()) break;
   }

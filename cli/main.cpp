@@ -42,6 +42,7 @@ void add_server_flags(CLI::App& app, cli::server_options& o, std::string& fsync)
       ->capture_default_str();
   app.add_option("--idle-timeout", o.idle_timeout_seconds,
                  "Close binary-protocol connections idle this many seconds")
+      ->check(CLI::Range(1, 86400 * 365))
       ->capture_default_str();
   app.add_option("--max-connections", o.max_connections, "Binary-protocol connection limit")
       ->capture_default_str();

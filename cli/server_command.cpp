@@ -108,12 +108,14 @@ int run_server(const server_options& options) {
 
   const int signal_number = stop_signal.get_future().get();
   spdlog::info("signal {}: stopping", signal_number);
+  // The node first: requests in flight get their replies (new ones get
+  // shutting_down) while the connections are still open to carry them, and
+  // actors never outlive asio. Then the servers, then asio.
+  node->stop();
   run_on(io, [&] {
     binary.stop();
     http.stop();
   });
-  // Actors first (they may hold asio objects), then asio.
-  node->stop();
   work.reset();
   io.stop();
   for (auto& t : io_threads) t.join();

@@ -45,7 +45,8 @@ struct binary_server::core : std::enable_shared_from_this<binary_server::core> {
         metrics(metrics_),
         options(std::move(options_)),
         accept_strand(asio::make_strand(io_)),
-        acceptor(accept_strand) {}
+        acceptor(accept_strand),
+        accept_backoff(accept_strand) {}
 
   void accept();
   void on_accept(asio::error_code ec, tcp::socket socket);
@@ -57,6 +58,9 @@ struct binary_server::core : std::enable_shared_from_this<binary_server::core> {
   const binary_server_options options;
   asio::strand<asio::io_context::executor_type> accept_strand;
   tcp::acceptor acceptor;  // used on accept_strand only (after listen())
+  // A failed accept (e.g. EMFILE: out of file descriptors) is retried after
+  // a pause instead of at once, which would spin.
+  asio::steady_timer accept_backoff;
   std::atomic<std::size_t> open{0};  // counted (accepted) connections
 
   mutable std::mutex mu;
@@ -482,8 +486,12 @@ void binary_server::core::on_accept(asio::error_code ec, tcp::socket socket) {
   }
   if (ec) {
     if (ec == asio::error::operation_aborted) return;
-    spdlog::warn("binary server: accept failed: {}", ec.message());
-    return accept();
+    spdlog::warn("binary server: accept failed: {}; retrying in 100 ms", ec.message());
+    accept_backoff.expires_after(std::chrono::milliseconds(100));
+    accept_backoff.async_wait([self = shared_from_this()](asio::error_code wait_ec) {
+      if (!wait_ec) self->accept();
+    });
+    return;
   }
   asio::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
@@ -569,6 +577,7 @@ void binary_server::stop() {
   asio::post(core_->accept_strand, [c = core_] {
     asio::error_code ignored;
     c->acceptor.close(ignored);
+    c->accept_backoff.cancel();
   });
   for (auto& c : open) c->close_from_outside();
 }

@@ -5,7 +5,6 @@
 #include <array>
 #include <charconv>
 #include <nlohmann/json.hpp>
-#include <random>
 
 namespace annal::net::json {
 namespace {
@@ -177,21 +176,6 @@ std::optional<event_id> parse_uuid(std::string_view text) {
   return id;
 }
 
-event_id random_uuid() {
-  thread_local std::mt19937_64 rng{[] {
-    std::random_device device;
-    return (std::uint64_t{device()} << 32) ^ device();
-  }()};
-  event_id id{};
-  for (std::size_t i = 0; i < id.size(); i += 8) {
-    const std::uint64_t bits = rng();
-    for (std::size_t j = 0; j < 8; ++j) id[i + j] = static_cast<std::uint8_t>(bits >> (8 * j));
-  }
-  id[6] = static_cast<std::uint8_t>((id[6] & 0x0f) | 0x40);  // version 4
-  id[8] = static_cast<std::uint8_t>((id[8] & 0x3f) | 0x80);  // RFC 4122 variant
-  return id;
-}
-
 std::string base64_encode(std::string_view bytes) {
   std::string out;
   out.reserve((bytes.size() + 2) / 3 * 4);
@@ -303,7 +287,7 @@ engine::result<actors::append_request> decode_append(std::string stream, std::st
 
     const auto id = e.find("id");
     if (id == e.end() || id->is_null()) {
-      input.id = random_uuid();
+      // Left nil: the node gives it a random version-4 UUID.
     } else if (!id->is_string()) {
       return malformed(where + "\"id\" must be a UUID string");
     } else if (auto parsed = parse_uuid(id->get_ref<const std::string&>())) {

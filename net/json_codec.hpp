@@ -29,8 +29,6 @@ namespace annal::net::json {
 std::string format_uuid(const event_id& id);
 // Parses 8-4-4-4-12 hex (either case). nullopt for anything else.
 std::optional<event_id> parse_uuid(std::string_view text);
-// A random version-4 UUID (thread-safe: one generator per thread).
-event_id random_uuid();
 
 // Standard base64 (RFC 4648, with padding).
 std::string base64_encode(std::string_view bytes);
@@ -48,7 +46,8 @@ std::string quote(std::string_view text);
 // stream_exists | N.
 engine::result<engine::expected_version> parse_expected_version(std::string_view text);
 
-// POST /streams/{stream} body. Events without an id get a random UUID.
+// POST /streams/{stream} body. Events without an id keep the nil id (the
+// node gives them a random version-4 UUID).
 // errc::malformed_request for invalid JSON, wrong types or missing fields,
 // batch_too_large for more than `max_batch_events` events, invalid_event for
 // a bad id or encoding.

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "actors/requests.hpp"
+#include "actors/uuid.hpp"
 #include "engine/store.hpp"
 
 // A synchronous request_handler over a real engine::store (fsync=none) in a
@@ -30,6 +31,10 @@ class store_handler final : public actors::request_handler {
   void append(actors::append_request request,
               actors::reply_fn<actors::append_reply> reply) override {
     std::lock_guard lock(mu_);
+    // As the node does: events without an id get a random one.
+    for (auto& e : request.events) {
+      if (actors::is_nil(e.id)) e.id = actors::random_uuid_v4();
+    }
     auto p = partition(request.stream);
     if (!p) return reply(p.err());
     auto r = (*p)->append(request.stream, request.expected, request.events);
