@@ -338,7 +338,8 @@ class connection : public std::enable_shared_from_this<connection> {
     --inflight_;
     if (closed_) return;
     if (r) {
-      respond(id, [&](wire::Response::Builder out) { encode(out, r.value()); });
+      respond(id, [&](wire::Response::Builder out) { encode(out, r.value()); },
+              reply_words(r.value()));
     } else {
       respond(id, [&](wire::Response::Builder out) { wire_codec::encode_error(out.initError(), r.err()); });
     }
@@ -348,13 +349,39 @@ class connection : public std::enable_shared_from_this<connection> {
     process_frames();
   }
 
+  // `size_words`: the reply's expected size. A reply larger than the scratch
+  // space is built in one segment of that size: a single-segment message is
+  // cheaper for the client to read (no segment lookups across segments).
   template <class Fill>
-  void respond(std::uint64_t id, Fill&& fill) {
-    capnp::MallocMessageBuilder message(reply_scratch_);
+  void respond(std::uint64_t id, Fill&& fill, std::size_t size_words = 0) {
+    if (size_words > k_reply_scratch_words) {
+      capnp::MallocMessageBuilder message(static_cast<unsigned>(size_words));
+      build(message, id, fill);
+    } else {
+      capnp::MallocMessageBuilder message(reply_scratch_);
+      build(message, id, fill);
+    }
+  }
+
+  template <class Fill>
+  void build(capnp::MallocMessageBuilder& message, std::uint64_t id, Fill& fill) {
     auto out = message.initRoot<wire::Response>();
     out.setId(id);
     fill(out);
     append_frame(out_, message);
+  }
+
+  // Expected size in words of a reply carrying `value` (0: small).
+  template <class T>
+  static std::size_t reply_words(const T&) { return 0; }
+  static std::size_t reply_words(const engine::read_page& page) {
+    auto words = [](std::size_t bytes) { return (bytes + 7) / 8; };
+    std::size_t total = 16;  // Response, ReadReply, list tag
+    for (const auto& e : page.events) {
+      // RecordedEvent: 5 data words + 3 pointers, then its three blobs.
+      total += 8 + words(e.type.size() + 1) + words(e.data.size()) + words(e.metadata.size());
+    }
+    return total;
   }
 
   // A bad but well-framed request: answered, the connection goes on.
