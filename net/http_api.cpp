@@ -156,13 +156,14 @@ int http_status(errc code) {
 
 std::shared_ptr<http_api> http_api::create(actors::request_handler& handler,
                                            actors::node_metrics& metrics,
-                                           http_server_options options) {
-  return std::shared_ptr<http_api>(new http_api(handler, metrics, std::move(options)));
+                                           http_server_options options, post_fn post) {
+  return std::shared_ptr<http_api>(
+      new http_api(handler, metrics, std::move(options), std::move(post)));
 }
 
 http_api::http_api(actors::request_handler& handler, actors::node_metrics& metrics,
-                   http_server_options options)
-    : handler_(handler), metrics_(metrics), options_(std::move(options)) {}
+                   http_server_options options, post_fn post)
+    : handler_(handler), metrics_(metrics), options_(std::move(options)), post_(std::move(post)) {}
 
 void http_api::fail(const respond_fn& respond, error e) {
   metrics_.count_error(e.code);
@@ -279,10 +280,14 @@ void http_api::read(std::string stream, const http_request& request, respond_fn 
                                        options_.max_page_size);
   read.from = stream_version{from->value_or(0)};
   read.from_end = !*from && read.direction == engine::read_direction::backward;
-  handler_.read(std::move(read), [respond = std::move(respond), base64 = *force_base64](
-                                     engine::result<engine::read_page> page) {
+  handler_.read(std::move(read), [post = post_, respond = std::move(respond),
+                                  base64 = *force_base64](engine::result<engine::read_page> page) {
     if (!page) return respond_error(respond, page.err());
-    respond(json_response(200, json::encode_read_page(*page, base64)));
+    auto encode = [respond, base64, page = std::move(page).value()] {
+      respond(json_response(200, json::encode_read_page(page, base64)));
+    };
+    if (post) return post(std::move(encode));
+    encode();
   });
 }
 

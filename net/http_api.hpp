@@ -53,10 +53,15 @@ class http_api : public std::enable_shared_from_this<http_api> {
  public:
   using respond_fn = std::function<void(http_response)>;
 
+  // Runs a task on the network threads.
+  using post_fn = std::function<void(std::function<void()>)>;
+
   // `handler` and `metrics` must outlive every reply the handler delivers.
+  // Read pages are turned into JSON by a task given to `post` (when set), not
+  // on the thread that delivers the reply (an actor's).
   static std::shared_ptr<http_api> create(actors::request_handler& handler,
                                           actors::node_metrics& metrics,
-                                          http_server_options options);
+                                          http_server_options options, post_fn post = {});
 
   // Serves one request. `respond` is called exactly once, on this thread or
   // on the thread that delivers the handler's reply.
@@ -66,7 +71,7 @@ class http_api : public std::enable_shared_from_this<http_api> {
 
  private:
   http_api(actors::request_handler& handler, actors::node_metrics& metrics,
-           http_server_options options);
+           http_server_options options, post_fn post);
 
   void handle_streams(const http_request& request, std::string stream, std::string_view rest,
                       respond_fn respond);
@@ -85,6 +90,7 @@ class http_api : public std::enable_shared_from_this<http_api> {
   actors::request_handler& handler_;
   actors::node_metrics& metrics_;
   http_server_options options_;
+  post_fn post_;
 };
 
 }  // namespace annal::net

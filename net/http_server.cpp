@@ -108,7 +108,8 @@ struct server_holder {
 struct http_server::impl {
   impl(asio::io_context& io, actors::request_handler& handler, actors::node_metrics& metrics,
        http_server_options options)
-      : io(io), api(http_api::create(handler, metrics, std::move(options))) {}
+      : io(io), api(http_api::create(handler, metrics, std::move(options),
+                            [&io](std::function<void()> task) { asio::post(io, std::move(task)); })) {}
 
   asio::io_context& io;
   std::shared_ptr<http_api> api;
