@@ -13,6 +13,10 @@ namespace annal::engine {
 
 inline constexpr std::string_view k_segment_suffix = ".seg";
 inline constexpr std::string_view k_node_log_suffix = ".wal";
+// A node-log segment being zero-filled: "next.wal.tmp". Never read; deleted
+// when the node log opens.
+inline constexpr std::string_view k_node_log_temp_suffix = ".wal.tmp";
+inline constexpr std::string_view k_next_node_log_segment = "next.wal.tmp";
 
 // "<20 decimal digits><suffix>" for segment files named by a position.
 std::string numbered_name(std::uint64_t position, std::string_view suffix);

@@ -17,18 +17,23 @@ namespace annal::engine {
 // Errors are std::error_code values in std::generic_category() (EIO, ENOSPC,
 // ENOENT ...), never exceptions.
 
-// A file opened for appending. Owned by one writer; `sync` may run on another
-// thread concurrently with `append` (the group-commit thread syncs while the
-// owner keeps appending). `size` is safe from either thread.
+// A file opened for appending (open_writable), or for writing in place from
+// a given offset on (open_writable_at). Owned by one writer; `sync` may run on
+// another thread concurrently with `append` (the group-commit thread syncs
+// while the owner keeps appending). `size` is safe from either thread.
 class writable_file {
  public:
   virtual ~writable_file() = default;
 
-  // Appends all of `data` at the end of the file (a short write is an error).
+  // Writes all of `data` at the write position, which is the end of the file
+  // for open_writable, and moves the position past it (a short write is an
+  // error). In place, the bytes there are overwritten; the file grows only by
+  // what lands past its end.
   virtual std::error_code append(std::span<const std::byte> data) = 0;
   // fdatasync: every byte appended before the call is durable on return.
   virtual std::error_code sync() = 0;
-  // Bytes in the file, including bytes not yet synced.
+  // The write position: for open_writable the bytes in the file, including
+  // bytes not yet synced.
   virtual std::uint64_t size() const = 0;
 };
 
@@ -60,6 +65,12 @@ class file_system {
   // Opens `path` for appending at its end, creating it if missing.
   virtual std::error_code open_writable(const std::string& path,
                                         std::unique_ptr<writable_file>& out) = 0;
+  // Opens the existing file `path` for writing in place at `offset` and on
+  // (pwrite, no O_APPEND): the node log overwrites the zeros of a segment it
+  // preallocated, so that an fdatasync changes no file size or block map.
+  // ENOENT if the file is missing.
+  virtual std::error_code open_writable_at(const std::string& path, std::uint64_t offset,
+                                           std::unique_ptr<writable_file>& out) = 0;
   virtual std::error_code open_readable(const std::string& path,
                                         std::unique_ptr<readable_file>& out) = 0;
 

@@ -1,11 +1,44 @@
 #include "engine/log_scanner.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 namespace annal::engine {
 namespace {
 
-bool valid_frame_after(std::span<const std::byte> bytes, std::uint64_t from) {
-  for (std::uint64_t at = log_format::align_up(from); at + log_format::k_header_size <= bytes.size();
+}  // namespace
+
+std::uint64_t written_end(std::span<const std::byte> bytes, std::uint64_t from) {
+  constexpr std::size_t k_word = sizeof(std::uint64_t);
+  std::uint64_t end = bytes.size();
+  while (end > from) {
+    if (end % k_word == 0 && end - from >= k_word) {
+      std::uint64_t word;
+      std::memcpy(&word, bytes.data() + end - k_word, k_word);
+      if (word == 0) {
+        end -= k_word;
+        continue;
+      }
+    }
+    if (bytes[end - 1] != std::byte{0}) break;
+    --end;
+  }
+  if (end == from) return from;
+  return std::min<std::uint64_t>(log_format::align_up(end), bytes.size());
+}
+
+namespace {
+
+// Searches the 8-byte offsets in [from, limit) for the start of a valid
+// frame. A valid header has a non-zero byte (the version), so zero headers
+// are skipped without parsing.
+bool valid_frame_after(std::span<const std::byte> bytes, std::uint64_t from, std::uint64_t limit) {
+  for (std::uint64_t at = log_format::align_up(from);
+       at < limit && at + log_format::k_header_size <= bytes.size();
        at += log_format::k_alignment) {
+    std::uint64_t head[log_format::k_header_size / sizeof(std::uint64_t)];
+    std::memcpy(head, bytes.data() + at, sizeof(head));
+    if ((head[0] | head[1] | head[2]) == 0) continue;
     if (log_format::parse_frame(bytes.subspan(at)).status == log_format::frame_status::ok) {
       return true;
     }
@@ -17,7 +50,8 @@ bool valid_frame_after(std::span<const std::byte> bytes, std::uint64_t from) {
 
 result<scan_outcome> scan_frames(
     std::span<const std::byte> bytes, std::uint64_t from,
-    const std::function<status(std::span<const std::byte> frame, std::uint64_t offset)>& visit) {
+    const std::function<status(std::span<const std::byte> frame, std::uint64_t offset)>& visit,
+    segment_tail tail) {
   scan_outcome out;
   std::uint64_t at = from;
   while (at < bytes.size()) {
@@ -25,9 +59,23 @@ result<scan_outcome> scan_frames(
     if (parsed.status != log_format::frame_status::ok) {
       out.valid_end = at;
       out.reason = log_format::frame_status_name(parsed.status);
-      out.end = valid_frame_after(bytes, at + log_format::k_alignment)
-                    ? scan_outcome::ending::damaged
-                    : scan_outcome::ending::torn_tail;
+      if (tail == segment_tail::exact) {
+        out.written_end = bytes.size();
+        out.end = valid_frame_after(bytes, at + log_format::k_alignment, bytes.size())
+                      ? scan_outcome::ending::damaged
+                      : scan_outcome::ending::torn_tail;
+        return out;
+      }
+      // No valid frame can lie past the last non-zero byte.
+      out.written_end = written_end(bytes, at);
+      if (parsed.status == log_format::frame_status::zero && out.written_end == at) {
+        out.reason.clear();
+        out.end = scan_outcome::ending::clean;
+      } else {
+        out.end = valid_frame_after(bytes, at + log_format::k_alignment, out.written_end)
+                      ? scan_outcome::ending::damaged
+                      : scan_outcome::ending::torn_tail;
+      }
       return out;
     }
     const std::size_t size = parsed.header.frame_size();
@@ -36,6 +84,7 @@ result<scan_outcome> scan_frames(
     at += size;
   }
   out.valid_end = at;
+  out.written_end = at;
   return out;
 }
 

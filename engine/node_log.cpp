@@ -8,6 +8,12 @@
 #include <algorithm>
 
 namespace annal::engine {
+namespace {
+
+// Zero-filling writes this much per call.
+constexpr std::size_t k_zero_fill_chunk = 1u << 20;
+
+}  // namespace
 
 std::string node_log::segment_name(node_log_position base) {
   return numbered_name(base.value(), k_node_log_suffix);
@@ -16,6 +22,16 @@ std::string node_log::segment_name(node_log_position base) {
 node_log::node_log(file_system& fs, std::string dir, node_log_options options,
                    std::uint32_t partition_count)
     : fs_(fs), dir_(std::move(dir)), options_(options), released_(partition_count, 0) {}
+
+node_log::~node_log() {
+  {
+    std::lock_guard lock(prepare_mu_);
+    stopping_ = true;
+  }
+  abandon_preparation_.store(true, std::memory_order_relaxed);
+  prepare_cv_.notify_all();
+  if (preparer_.joinable()) preparer_.join();
+}
 
 result<std::unique_ptr<node_log>> node_log::open(file_system& fs, std::string dir,
                                                  node_log_options options,
@@ -26,12 +42,27 @@ result<std::unique_ptr<node_log>> node_log::open(file_system& fs, std::string di
   if (auto ec = fs.create_directories(log->dir_)) {
     return io_failure("create directory", log->dir_, ec);
   }
+  // A segment that was being zero-filled when the process stopped: never
+  // used, so never needed.
+  std::vector<std::string> names;
+  if (auto ec = fs.list_files(log->dir_, names)) return io_failure("list", log->dir_, ec);
+  for (const auto& name : names) {
+    if (!name.ends_with(k_node_log_temp_suffix)) continue;
+    const std::string path = log->dir_ + "/" + name;
+    spdlog::debug("node log: removing {} (an unfinished preallocation)", path);
+    if (auto ec = fs.remove_file(path)) return io_failure("remove", path, ec);
+  }
   if (existing.empty() || existing.back().base.value() + existing.back().bytes != end.value()) {
+    if (auto s = log->prepare_next_segment(); !s) return s.err();
+    const std::string path = log->dir_ + "/" + segment_name(end);
+    const std::string next = log->dir_ + "/" + std::string(k_next_node_log_segment);
+    if (auto ec = fs.rename_file(next, path)) return io_failure("rename", next, ec);
     existing.push_back({end, 0});
   }
-  const std::string path = log->dir_ + "/" + segment_name(existing.back().base);
+  const segment& active = existing.back();
+  const std::string path = log->dir_ + "/" + segment_name(active.base);
   std::unique_ptr<writable_file> writer;
-  if (auto ec = fs.open_writable(path, writer)) return io_failure("open", path, ec);
+  if (auto ec = fs.open_writable_at(path, active.bytes, writer)) return io_failure("open", path, ec);
   log->writer_ = std::move(writer);
   // Recovery replayed what it found here; make it durable before new appends
   // are acknowledged on top of it.
@@ -42,7 +73,56 @@ result<std::unique_ptr<node_log>> node_log::open(file_system& fs, std::string di
   log->durable_.store(end.value(), std::memory_order_release);
   log->fdatasynced_.store(end.value(), std::memory_order_release);
   log->last_fdatasync_ = std::chrono::steady_clock::now();
+  if (options.prepare_in_background) {
+    log->preparer_ = std::thread([raw = log.get()] { raw->run_preparer(); });
+  }
   return log;
+}
+
+status node_log::prepare_next_segment() {
+  const std::string path = dir_ + "/" + std::string(k_next_node_log_segment);
+  if (fs_.exists(path)) {
+    if (auto ec = fs_.remove_file(path)) return io_failure("remove", path, ec);
+  }
+  std::unique_ptr<writable_file> file;
+  if (auto ec = fs_.open_writable(path, file)) return io_failure("create", path, ec);
+  // Real zeros, not fallocate: an unwritten extent still changes the block
+  // map (and so needs a journal commit) the first time it is written.
+  const std::vector<std::byte> zeros(
+      static_cast<std::size_t>(std::min<std::uint64_t>(k_zero_fill_chunk, options_.segment_bytes)));
+  for (std::uint64_t done = 0; done < options_.segment_bytes;) {
+    if (abandon_preparation_.load(std::memory_order_relaxed)) {
+      return error{errc::io_error, fmt::format("node log: preparing {} abandoned", path)};
+    }
+    const auto n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(zeros.size(), options_.segment_bytes - done));
+    if (auto ec = file->append(std::span(zeros).first(n))) return io_failure("write", path, ec);
+    done += n;
+  }
+  if (auto ec = file->sync()) return io_failure("fdatasync", path, ec);
+  return {};
+}
+
+void node_log::run_preparer() {
+  std::unique_lock lock(prepare_mu_);
+  for (;;) {
+    prepare_cv_.wait(lock, [&] { return stopping_ || next_ == preparation::requested; });
+    if (stopping_) return;
+    next_ = preparation::running;
+    lock.unlock();
+    auto s = prepare_next_segment();
+    lock.lock();
+    if (s) {
+      next_ = preparation::ready;
+    } else {
+      if (!abandon_preparation_.load(std::memory_order_relaxed)) {
+        spdlog::error("node log: preparing the next segment failed: {}", s.err().message);
+      }
+      next_ = preparation::failed;
+      prepare_failure_ = s.err();
+    }
+    prepare_cv_.notify_all();
+  }
 }
 
 result<node_log_position> node_log::append(std::span<const std::byte> frame) {
@@ -76,6 +156,39 @@ status node_log::fail_locked(error e) {
   return *failure_;
 }
 
+status node_log::roll(node_log_position base) {
+  bool prepared = false;
+  {
+    std::unique_lock lock(prepare_mu_);
+    prepare_cv_.wait(lock, [&] {
+      return next_ != preparation::requested && next_ != preparation::running;
+    });
+    if (next_ == preparation::failed) return *prepare_failure_;
+    prepared = next_ == preparation::ready;
+    next_ = preparation::idle;
+  }
+  // Not prepared ahead (a round filled more than half a segment at once):
+  // this round waits for it.
+  if (!prepared) {
+    if (auto s = prepare_next_segment(); !s) return s;
+  }
+  const std::string old_path = dir_ + "/" + segment_name(segments().back().base);
+  // The old segment's records are durable before a segment after it exists:
+  // recovery takes each segment's end to be where the next one starts.
+  if (auto ec = writer_->sync()) return io_failure("fdatasync", old_path, ec);
+  // rename_file syncs the directory: the new name is durable under every
+  // mode, as a later interval fdatasync of the new file would not cover it.
+  const std::string next = dir_ + "/" + std::string(k_next_node_log_segment);
+  const std::string path = dir_ + "/" + segment_name(base);
+  if (auto ec = fs_.rename_file(next, path)) return io_failure("rename", next, ec);
+  std::unique_ptr<writable_file> writer;
+  if (auto ec = fs_.open_writable_at(path, 0, writer)) return io_failure("open", path, ec);
+  writer_ = std::move(writer);
+  std::lock_guard lock(segments_mu_);
+  segments_.push_back({base, 0});
+  return {};
+}
+
 status node_log::write_round(std::span<const std::byte> bytes, std::uint64_t round_start) {
   segment active;
   {
@@ -84,24 +197,33 @@ status node_log::write_round(std::span<const std::byte> bytes, std::uint64_t rou
   }
   if (active.bytes >= options_.segment_bytes) {
     // Roll between rounds: a segment may exceed the limit by one round.
-    const node_log_position base{round_start};
-    const std::string path = dir_ + "/" + segment_name(base);
-    std::unique_ptr<writable_file> next;
-    if (auto ec = fs_.open_writable(path, next)) return io_failure("create", path, ec);
-    const std::string old_path = dir_ + "/" + segment_name(active.base);
-    if (auto ec = writer_->sync()) return io_failure("fdatasync", old_path, ec);
-    // The new name is made durable here under every mode: a later interval
-    // fdatasync of the new file would not cover its directory entry.
-    if (auto ec = fs_.sync_directory(dir_)) return io_failure("fsync directory", dir_, ec);
-    writer_ = std::move(next);
-    std::lock_guard lock(segments_mu_);
-    segments_.push_back({base, 0});
-    active = segments_.back();
+    if (auto s = roll(node_log_position{round_start}); !s) return s;
+    active = {node_log_position{round_start}, 0};
   }
   const std::string path = dir_ + "/" + segment_name(active.base);
   if (auto ec = writer_->append(bytes)) return io_failure("write", path, ec);
-  std::lock_guard lock(segments_mu_);
-  segments_.back().bytes += bytes.size();
+  std::uint64_t filled;
+  {
+    std::lock_guard lock(segments_mu_);
+    segments_.back().bytes += bytes.size();
+    filled = segments_.back().bytes;
+  }
+  if (filled >= options_.segment_bytes / 2) {
+    std::unique_lock lock(prepare_mu_);
+    if (next_ == preparation::idle) {
+      if (options_.prepare_in_background) {
+        next_ = preparation::requested;
+        prepare_cv_.notify_all();
+      } else {
+        next_ = preparation::running;
+        lock.unlock();
+        auto s = prepare_next_segment();
+        lock.lock();
+        next_ = s ? preparation::ready : preparation::failed;
+        if (!s) prepare_failure_ = s.err();
+      }
+    }
+  }
   return {};
 }
 

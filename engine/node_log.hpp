@@ -2,12 +2,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/errors.hpp"
@@ -23,29 +25,44 @@ enum class fsync_mode {
 };
 
 struct node_log_options {
-  std::uint64_t segment_bytes = 64u << 20;  // start a new segment past this
+  // Segments are created this large, zero-filled and synced; a new one starts
+  // once the active one holds at least this much.
+  std::uint64_t segment_bytes = 64u << 20;
   fsync_mode mode = fsync_mode::always;
   std::chrono::milliseconds sync_interval{100};
+  // Zero-fill the next segment on a thread of the node log once the active
+  // one is half full. false: the sync round that finds it half full does it
+  // (deterministic file operations, for crash tests).
+  bool prepare_in_background = true;
 };
 
 // The node-wide write-ahead log: every partition's records go here, and one
 // fdatasync per round (group commit) makes every record appended before the
 // round durable. Segment files are named by their first node-log position
-// (20 decimal digits + ".wal") and hold whole frames back to back.
+// (20 decimal digits + ".wal") and hold whole frames back to back, followed
+// by zeros: a segment is created at segment_bytes, zero-filled and synced
+// before it is used, so that a round only overwrites zeros in place and its
+// fdatasync changes neither the file size nor the block map (no file-system
+// journal commit). The next segment is zero-filled as "next.wal.tmp" while
+// the active one fills up, and renamed into place when the log rolls.
 //
 // Thread-safe: partitions append from their own threads while one thread
 // runs sync() rounds. A failed write or fdatasync is sticky: every later
-// append and sync fails with errc::io_error; nothing is retried.
+// append and sync fails with errc::io_error; nothing is retried. Owns a
+// thread that prepares the next segment (prepare_in_background), joined by
+// the destructor.
 class node_log {
  public:
   struct segment {
     node_log_position base;
-    std::uint64_t bytes = 0;
+    std::uint64_t bytes = 0;  // of records, not the file size (zeros follow)
   };
 
   // Opens for appending at `end` of the last of `existing` segments (as left
-  // by recovery, which truncated any torn tail), or at a new segment starting
-  // at `end` if there are none. Partitions release segments with release().
+  // by recovery, which zeroed any torn tail), or at a new segment starting
+  // at `end` if there are none. Deletes leftover "*.wal.tmp" files.
+  // Requires: the bytes of the last segment from `end` on are zeros.
+  // Partitions release segments with release().
   static result<std::unique_ptr<node_log>> open(file_system& fs, std::string dir,
                                                 node_log_options options,
                                                 std::vector<segment> existing,
@@ -87,6 +104,10 @@ class node_log {
   const std::string& directory() const { return dir_; }
   static std::string segment_name(node_log_position base);
 
+  ~node_log();
+  node_log(const node_log&) = delete;
+  node_log& operator=(const node_log&) = delete;
+
   // Atomically raises `position` to `to` if it is below (for publishing
   // durable positions from several sync threads).
   static void raise(std::atomic<std::uint64_t>& position, std::uint64_t to);
@@ -99,7 +120,15 @@ class node_log {
   // Writes `bytes` at the end, rolling to a new segment first if the active
   // one is full. Requires: io_mu_ held.
   status write_round(std::span<const std::byte> bytes, std::uint64_t round_start);
+  // Starts a new active segment at `base` from the prepared next segment,
+  // preparing it first if it is not ready. Requires: io_mu_ held.
+  status roll(node_log_position base);
+  // Creates next.wal.tmp at segment_bytes of zeros and fdatasyncs it. Its
+  // name becomes durable with the rename that puts it in place.
+  status prepare_next_segment();
+  void run_preparer();
 
+  enum class preparation { idle, requested, running, ready, failed };
   file_system& fs_;
   const std::string dir_;
   const node_log_options options_;
@@ -121,6 +150,14 @@ class node_log {
   std::vector<std::uint64_t> released_;     // guarded by segments_mu_; per partition
 
   std::atomic<std::uint64_t> durable_{0};
+
+  std::mutex prepare_mu_;
+  std::condition_variable prepare_cv_;
+  preparation next_ = preparation::idle;  // guarded by prepare_mu_
+  std::optional<error> prepare_failure_;  // guarded by prepare_mu_
+  bool stopping_ = false;                 // guarded by prepare_mu_
+  std::atomic<bool> abandon_preparation_{false};  // set by the destructor
+  std::thread preparer_;                  // when prepare_in_background
 };
 
 }  // namespace annal::engine

@@ -165,6 +165,45 @@ class posix_writable_file final : public writable_file {
   std::atomic<std::uint64_t> size_;
 };
 
+// Writes in place from a start offset on (pwrite). Not thread-safe for append
+// (owned by one writer); `sync` and `size` may run on another thread
+// concurrently with `append`.
+class posix_positioned_file final : public writable_file {
+ public:
+  posix_positioned_file(unique_fd fd, std::uint64_t offset) : fd_(std::move(fd)), position_(offset) {}
+
+  std::error_code append(std::span<const std::byte> data) override {
+    while (!data.empty()) {
+      const std::uint64_t at = position_.load();
+      if (at > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max())) {
+        return std::make_error_code(std::errc::invalid_argument);
+      }
+      const ssize_t n = ::pwrite(fd_.get(), data.data(), data.size(), static_cast<off_t>(at));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return last_error();
+      }
+      if (n == 0) return std::make_error_code(std::errc::io_error);  // never loop forever
+      position_.fetch_add(static_cast<std::uint64_t>(n));
+      data = data.subspan(static_cast<std::size_t>(n));
+    }
+    return {};
+  }
+
+  std::error_code sync() override {
+    if (::fdatasync(fd_.get()) != 0) return last_error();
+    return {};
+  }
+
+  // The write position (start offset plus the bytes written through this
+  // handle), not the file size.
+  std::uint64_t size() const override { return position_.load(); }
+
+ private:
+  unique_fd fd_;
+  std::atomic<std::uint64_t> position_;
+};
+
 // Thread-safe: only positional reads and fstat on an immutable descriptor.
 class posix_readable_file final : public readable_file {
  public:
@@ -216,6 +255,14 @@ class posix_fs final : public file_system {
     if (::fstat(fd.get(), &st) != 0) return last_error();
     out = std::make_unique<posix_writable_file>(std::move(fd),
                                                 static_cast<std::uint64_t>(st.st_size));
+    return {};
+  }
+
+  std::error_code open_writable_at(const std::string& path, std::uint64_t offset,
+                                   std::unique_ptr<writable_file>& out) override {
+    unique_fd fd;
+    if (auto ec = open_fd(path, O_WRONLY | O_CLOEXEC, 0, fd)) return ec;
+    out = std::make_unique<posix_positioned_file>(std::move(fd), offset);
     return {};
   }
 

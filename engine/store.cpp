@@ -108,6 +108,7 @@ status store::recover() {
   std::vector<std::string> names;
   if (auto ec = fs.list_files(wal_dir, names)) return io_failure("list", wal_dir, ec);
   std::vector<node_log::segment> segments;
+  std::vector<std::uint64_t> file_sizes;
   for (const auto& name : names) {
     std::uint64_t base;
     if (!parse_numbered_name(name, k_node_log_suffix, base)) continue;
@@ -116,6 +117,14 @@ status store::recover() {
       return io_failure("stat", wal_dir + "/" + name, ec);
     }
     segments.push_back({node_log_position{base}, size});
+    file_sizes.push_back(size);
+  }
+  // Segments are preallocated: a file's records are followed by zeros. An
+  // older segment's records end where the next segment starts (the log rolls
+  // only after syncing them); the last one's end is found by scanning it.
+  for (std::size_t si = 0; si + 1 < segments.size(); ++si) {
+    segments[si].bytes = std::min(file_sizes[si], segments[si + 1].base.value() -
+                                                      segments[si].base.value());
   }
 
   std::uint64_t replay_from = UINT64_MAX;
@@ -157,6 +166,9 @@ status store::recover() {
     std::span<const std::byte> bytes;
     std::shared_ptr<const void> keep_bytes;
     if (auto s = load_whole_file(fs, path, seg.bytes, bytes, keep_bytes); !s) return s;
+    // The last segment's records end where its written bytes do, unless the
+    // scan below finds a clean end or a torn tail first.
+    if (last) seg.bytes = written_end(bytes, 0);
     std::uint64_t from =
         replay_from > seg.base.value() ? std::min(replay_from - seg.base.value(), seg.bytes) : 0;
     const auto visit = [&](std::span<const std::byte> frame, std::uint64_t offset) -> status {
@@ -182,20 +194,39 @@ status store::recover() {
       return {};
     };
     for (;;) {
-      auto outcome = scan_frames(bytes, from, visit);
+      auto outcome = scan_frames(bytes, from, visit, segment_tail::zero_filled);
       if (!outcome) {
         fail_from(seg.base.value(), outcome.err());
         break;
       }
       const auto& o = *outcome;
-      if (o.end == scan_outcome::ending::clean) break;
+      if (o.end == scan_outcome::ending::clean) {
+        if (last) {
+          seg.bytes = o.valid_end;
+        } else if (o.valid_end < seg.bytes) {
+          fail_from(seg.base.value() + o.valid_end,
+                    error{errc::lsn_gap,
+                          fmt::format("node log {}: records end at offset {}, but the next "
+                                      "segment starts at {}",
+                                      path, o.valid_end, seg.base.value() + seg.bytes)});
+        }
+        break;
+      }
       const std::uint64_t problem = seg.base.value() + o.valid_end;
       if (o.end == scan_outcome::ending::torn_tail && last) {
-        const std::uint64_t dropped = seg.bytes - o.valid_end;
-        spdlog::warn("node log {}: truncating a torn tail of {} bytes at offset {} ({})", path,
+        // Zeroed, not cut: the file keeps its preallocated size, and the
+        // next rounds overwrite zeros as everywhere else in it.
+        const std::uint64_t dropped = o.written_end - o.valid_end;
+        spdlog::warn("node log {}: zeroing a torn tail of {} bytes at offset {} ({})", path,
                      dropped, o.valid_end, o.reason);
         recovery_.torn_bytes += dropped;
-        if (auto ec = fs.truncate_file(path, o.valid_end)) return io_failure("truncate", path, ec);
+        std::unique_ptr<writable_file> file;
+        if (auto ec = fs.open_writable_at(path, o.valid_end, file)) {
+          return io_failure("open", path, ec);
+        }
+        const std::vector<std::byte> zeros(static_cast<std::size_t>(dropped));
+        if (auto ec = file->append(zeros)) return io_failure("write", path, ec);
+        if (auto ec = file->sync()) return io_failure("fdatasync", path, ec);
         seg.bytes = o.valid_end;
         break;
       }

@@ -214,16 +214,23 @@ verify_report verify_store(file_system& fs, const std::string& directory) {
       add(report, severity::error, path, 0, fmt::format("cannot read: {}", ec.message()));
       continue;
     }
-    expected = base + bytes.size();
-    auto outcome = scan_frames(bytes, 0, [&](std::span<const std::byte>, std::uint64_t) {
-      ++report.node_log_records;
-      return status{};
-    });
+    // Segments are preallocated: the records end at the first all-zero
+    // header that only zeros follow, and the next segment starts there.
+    auto outcome = scan_frames(
+        bytes, 0,
+        [&](std::span<const std::byte>, std::uint64_t) {
+          ++report.node_log_records;
+          return status{};
+        },
+        segment_tail::zero_filled);
+    expected = base + (outcome && outcome->end == scan_outcome::ending::clean
+                           ? outcome->valid_end
+                           : bytes.size());
     if (!outcome || outcome->end == scan_outcome::ending::clean) continue;
     const bool torn = outcome->end == scan_outcome::ending::torn_tail && last;
     add(report, torn ? severity::warning : severity::error, path, outcome->valid_end,
-        torn ? fmt::format("torn tail of {} bytes ({}); cut on open",
-                           bytes.size() - outcome->valid_end, outcome->reason)
+        torn ? fmt::format("torn tail of {} bytes ({}); zeroed on open",
+                           outcome->written_end - outcome->valid_end, outcome->reason)
              : fmt::format("{}", outcome->reason));
   }
 

@@ -30,7 +30,6 @@ using annal::engine::node_log_options;
 using annal::engine::posix_file_system;
 using annal::testing::fault_injection_file_system;
 using annal::testing::files_in;
-using annal::testing::size_on_disk;
 using annal::testing::temp_dir;
 using power_loss_mode = fault_injection_file_system::power_loss_mode;
 namespace lf = annal::engine::log_format;
@@ -49,7 +48,8 @@ std::vector<std::byte> make_frame(std::uint32_t partition, std::uint64_t positio
 
 std::string wal(std::uint64_t base) { return node_log::segment_name(node_log_position{base}); }
 
-// The frames of one node-log file, in order; fails the test on a bad frame.
+// The frames of one node-log file, in order, up to the zeros that follow
+// them; fails the test on a bad frame or on anything but zeros after them.
 std::vector<lf::record_header> frames_in(const std::string& path) {
   std::vector<std::byte> bytes;
   EXPECT_FALSE(annal::testing::read_all(path, bytes));
@@ -57,12 +57,28 @@ std::vector<lf::record_header> frames_in(const std::string& path) {
   std::size_t at = 0;
   while (at < bytes.size()) {
     const auto parsed = lf::parse_frame(std::span<const std::byte>(bytes).subspan(at));
+    if (parsed.status == lf::frame_status::zero) {
+      EXPECT_TRUE(std::all_of(bytes.begin() + static_cast<std::ptrdiff_t>(at), bytes.end(),
+                              [](std::byte b) { return b == std::byte{0}; }))
+          << path << ": data after the zeros at offset " << at;
+      break;
+    }
     EXPECT_EQ(parsed.status, lf::frame_status::ok) << path << " offset " << at;
     if (parsed.status != lf::frame_status::ok) break;
     headers.push_back(parsed.header);
     at += parsed.header.frame_size();
   }
   return headers;
+}
+
+// Bytes of records in a node-log file (the file itself is preallocated).
+std::uint64_t written(const std::string& path) { return frames_in(path).size() * k_frame; }
+
+// The node-log segments in `dir` (without the next one being prepared).
+std::vector<std::string> wal_files_in(const std::string& dir) {
+  auto names = files_in(dir);
+  std::erase_if(names, [](const std::string& n) { return !n.ends_with(".wal"); });
+  return names;
 }
 
 class node_log_test : public ::testing::Test {
@@ -110,7 +126,7 @@ TEST_F(node_log_test, fresh_log_starts_an_empty_segment_at_its_end) {
   ASSERT_EQ(log->segments().size(), 1u);
   EXPECT_EQ(log->segments()[0].base, node_log_position{0});
   EXPECT_EQ(log->segments()[0].bytes, 0u);
-  EXPECT_EQ(files_in(dir_.path()), std::vector<std::string>{"00000000000000000000.wal"});
+  EXPECT_EQ(wal_files_in(dir_.path()), std::vector<std::string>{"00000000000000000000.wal"});
 }
 
 TEST_F(node_log_test, append_returns_increasing_positions_just_past_each_frame) {
@@ -127,14 +143,14 @@ TEST_F(node_log_test, durable_position_only_advances_after_sync) {
   const auto first = append(*log, 0, 0);
   const auto second = append(*log, 2, 0);
   EXPECT_EQ(log->durable_position(), node_log_position{0});
-  EXPECT_EQ(size_on_disk(dir_.file(wal(0))), 0u) << "nothing is written before a round";
+  EXPECT_EQ(written(dir_.file(wal(0))), 0u) << "nothing is written before a round";
 
   auto synced = log->sync();
   ASSERT_TRUE(synced.ok()) << synced.err().message;
   EXPECT_EQ(*synced, second);
   EXPECT_EQ(log->durable_position(), second);
   EXPECT_FALSE(log->has_pending());
-  EXPECT_EQ(size_on_disk(dir_.file(wal(0))), 128u);
+  EXPECT_EQ(written(dir_.file(wal(0))), 128u);
 
   const auto third = append(*log, 1, 0);
   EXPECT_EQ(log->durable_position(), second) << "a new append is not durable yet";
@@ -158,7 +174,7 @@ TEST_F(node_log_test, synced_bytes_survive_a_power_loss_under_fsync_always) {
     append(*log, 0, 128);  // never synced
   }
   ASSERT_FALSE(fs_.power_loss(power_loss_mode::drop_unsynced));
-  EXPECT_EQ(size_on_disk(dir_.file(wal(0))), 128u);
+  EXPECT_EQ(written(dir_.file(wal(0))), 128u);
   EXPECT_EQ(frames_in(dir_.file(wal(0))).size(), 2u);
 }
 
@@ -193,8 +209,8 @@ TEST_F(node_log_test, overlapping_sync_rounds_acknowledge_only_what_is_on_disk) 
   }
   ASSERT_EQ(acknowledged, 2000 * k_frame);
   ASSERT_FALSE(fs_.power_loss(power_loss_mode::drop_unsynced));
-  EXPECT_GE(size_on_disk(dir_.file(wal(0))), acknowledged);
-  EXPECT_EQ(frames_in(dir_.file(wal(0))).size() * k_frame, size_on_disk(dir_.file(wal(0))));
+  EXPECT_GE(written(dir_.file(wal(0))), acknowledged);
+  EXPECT_EQ(frames_in(dir_.file(wal(0))).size() * k_frame, written(dir_.file(wal(0))));
 }
 
 TEST_F(node_log_test, fsync_none_acknowledges_written_bytes_that_a_power_loss_drops) {
@@ -203,10 +219,10 @@ TEST_F(node_log_test, fsync_none_acknowledges_written_bytes_that_a_power_loss_dr
     const auto end = append(*log, 0, 0);
     ASSERT_TRUE(log->sync().ok());
     EXPECT_EQ(log->durable_position(), end) << "acknowledged once written";
-    EXPECT_EQ(size_on_disk(dir_.file(wal(0))), 64u);
+    EXPECT_EQ(written(dir_.file(wal(0))), 64u);
   }
   ASSERT_FALSE(fs_.power_loss(power_loss_mode::drop_unsynced));
-  EXPECT_EQ(size_on_disk(dir_.file(wal(0))), 0u) << "never fdatasynced";
+  EXPECT_EQ(written(dir_.file(wal(0))), 0u) << "never fdatasynced";
 }
 
 TEST_F(node_log_test, fsync_always_writes_and_syncs_every_round) {
@@ -273,7 +289,7 @@ TEST_F(node_log_test, interval_fsync_after_a_roll_makes_the_new_segment_survive_
   // Everything before the interval fdatasync is durable, including the name
   // of the segment it went into.
   ASSERT_TRUE(posix_file_system().exists(dir_.file(wal(128))));
-  EXPECT_EQ(size_on_disk(dir_.file(wal(128))), 128u);
+  EXPECT_EQ(written(dir_.file(wal(128))), 128u);
   EXPECT_EQ(frames_in(dir_.file(wal(128))).size(), 2u);
 }
 
@@ -427,14 +443,14 @@ TEST_F(node_log_test, segments_roll_at_segment_bytes_and_are_named_by_first_posi
   EXPECT_EQ(segments[1].bytes, 256u);
   EXPECT_EQ(segments[2].base, node_log_position{512});
   EXPECT_EQ(segments[2].bytes, 128u);
-  EXPECT_EQ(files_in(dir_.path()), (std::vector<std::string>{
+  EXPECT_EQ(wal_files_in(dir_.path()), (std::vector<std::string>{
                                        "00000000000000000000.wal",
                                        "00000000000000000256.wal",
                                        "00000000000000000512.wal",
                                    }));
-  EXPECT_EQ(size_on_disk(dir_.file(wal(0))), 256u);
-  EXPECT_EQ(size_on_disk(dir_.file(wal(256))), 256u);
-  EXPECT_EQ(size_on_disk(dir_.file(wal(512))), 128u);
+  EXPECT_EQ(written(dir_.file(wal(0))), 256u);
+  EXPECT_EQ(written(dir_.file(wal(256))), 256u);
+  EXPECT_EQ(written(dir_.file(wal(512))), 128u);
   // Each file holds whole frames.
   EXPECT_EQ(frames_in(dir_.file(wal(256))).front().position, lsn{256});
 }
@@ -463,15 +479,15 @@ TEST_F(node_log_test, release_deletes_only_segments_every_partition_released) {
     append(*log, i % 2, i * k_frame);
     ASSERT_TRUE(log->sync().ok());
   }
-  ASSERT_EQ(files_in(dir_.path()).size(), 3u);  // [0,256) [256,512) [512,640)
+  ASSERT_EQ(wal_files_in(dir_.path()).size(), 3u);  // [0,256) [256,512) [512,640)
 
   // Partition 0 is past everything, partition 1 still needs all of it.
   ASSERT_TRUE(log->release(partition_id{0}, node_log_position{640}).ok());
-  EXPECT_EQ(files_in(dir_.path()).size(), 3u);
+  EXPECT_EQ(wal_files_in(dir_.path()).size(), 3u);
 
   // Partition 1 needs records from 300: only [0,256) can go.
   ASSERT_TRUE(log->release(partition_id{1}, node_log_position{300}).ok());
-  EXPECT_EQ(files_in(dir_.path()), (std::vector<std::string>{
+  EXPECT_EQ(wal_files_in(dir_.path()), (std::vector<std::string>{
                                        "00000000000000000256.wal",
                                        "00000000000000000512.wal",
                                    }));
@@ -480,19 +496,19 @@ TEST_F(node_log_test, release_deletes_only_segments_every_partition_released) {
 
   // Releasing less than before changes nothing.
   ASSERT_TRUE(log->release(partition_id{1}, node_log_position{0}).ok());
-  EXPECT_EQ(files_in(dir_.path()).size(), 2u);
+  EXPECT_EQ(wal_files_in(dir_.path()).size(), 2u);
 
   // A segment that ends exactly at the floor can go; the active one never.
   ASSERT_TRUE(log->release(partition_id{1}, node_log_position{10000}).ok());
   ASSERT_TRUE(log->release(partition_id{0}, node_log_position{10000}).ok());
-  EXPECT_EQ(files_in(dir_.path()), std::vector<std::string>{"00000000000000000512.wal"});
+  EXPECT_EQ(wal_files_in(dir_.path()), std::vector<std::string>{"00000000000000000512.wal"});
   ASSERT_EQ(log->segments().size(), 1u);
 
   // And appending carries on in it.
   const auto p = append(*log, 1, 640);
   ASSERT_TRUE(log->sync().ok());
   EXPECT_EQ(p, node_log_position{704});
-  EXPECT_EQ(size_on_disk(dir_.file(wal(512))), 192u);
+  EXPECT_EQ(written(dir_.file(wal(512))), 192u);
 }
 
 TEST_F(node_log_test, reopen_continues_at_the_end_of_the_last_segment) {
@@ -513,9 +529,9 @@ TEST_F(node_log_test, reopen_continues_at_the_end_of_the_last_segment) {
   EXPECT_EQ(log->appended_position(), node_log_position{384});
   EXPECT_EQ(append(*log, 0, 384), node_log_position{448});
   ASSERT_TRUE(log->sync().ok());
-  EXPECT_EQ(size_on_disk(dir_.file(wal(256))), 192u);
+  EXPECT_EQ(written(dir_.file(wal(256))), 192u);
   EXPECT_EQ(frames_in(dir_.file(wal(256))).back().position, lsn{384});
-  EXPECT_EQ(files_in(dir_.path()).size(), 2u);
+  EXPECT_EQ(wal_files_in(dir_.path()).size(), 2u);
 }
 
 TEST_F(node_log_test, reopen_past_the_last_segment_starts_a_new_one_at_end) {
@@ -533,8 +549,108 @@ TEST_F(node_log_test, reopen_past_the_last_segment_starts_a_new_one_at_end) {
   EXPECT_EQ(log->segments()[1].base, node_log_position{1024});
   EXPECT_EQ(append(*log, 0, 64), node_log_position{1088});
   ASSERT_TRUE(log->sync().ok());
-  EXPECT_EQ(size_on_disk(dir_.file(wal(0))), 64u);
-  EXPECT_EQ(size_on_disk(dir_.file(wal(1024))), 64u);
+  EXPECT_EQ(written(dir_.file(wal(0))), 64u);
+  EXPECT_EQ(written(dir_.file(wal(1024))), 64u);
+}
+
+// ------------------------------------------------ preallocated segments
+
+bool all_zero_from(const std::string& path, std::uint64_t offset) {
+  std::vector<std::byte> bytes;
+  EXPECT_FALSE(annal::testing::read_all(path, bytes));
+  return offset <= bytes.size() &&
+         std::all_of(bytes.begin() + static_cast<std::ptrdiff_t>(offset), bytes.end(),
+                     [](std::byte b) { return b == std::byte{0}; });
+}
+
+TEST_F(node_log_test, segments_are_created_full_size_and_zero_filled) {
+  node_log_options options;
+  options.segment_bytes = 4096;
+  auto log = open(options);
+  EXPECT_EQ(annal::testing::size_on_disk(dir_.file(wal(0))), 4096u);
+  EXPECT_TRUE(all_zero_from(dir_.file(wal(0)), 0));
+  append(*log, 0, 0);
+  ASSERT_TRUE(log->sync().ok());
+  EXPECT_EQ(annal::testing::size_on_disk(dir_.file(wal(0))), 4096u) << "a round writes in place";
+  EXPECT_EQ(written(dir_.file(wal(0))), 64u);
+  EXPECT_TRUE(all_zero_from(dir_.file(wal(0)), 64));
+}
+
+TEST_F(node_log_test, leftover_temp_segments_are_removed_on_open) {
+  ASSERT_FALSE(annal::testing::append_bytes(dir_.file("next.wal.tmp"), std::vector<std::byte>(100)));
+  ASSERT_FALSE(annal::testing::append_bytes(dir_.file(wal(64) + ".tmp"), std::vector<std::byte>(8)));
+  auto log = open();
+  EXPECT_EQ(files_in(dir_.path()), std::vector<std::string>{wal(0)});
+}
+
+// Rolls through many segments under each way of preparing the next one; the
+// node log reads back whole and in order, from files that keep their
+// preallocated size unless the round that crossed the limit ran past it.
+TEST_F(node_log_test, rollover_across_preallocated_segments_keeps_every_frame_in_order) {
+  for (const bool background : {true, false}) {
+    SCOPED_TRACE(background ? "prepared in the background" : "prepared by the sync round");
+    temp_dir dir;
+    node_log_options options;
+    options.segment_bytes = 512;  // 8 frames
+    options.prepare_in_background = background;
+    std::vector<node_log::segment> segments;
+    std::uint64_t position = 0;
+    {
+      auto log = node_log::open(fs_, dir.path(), options, {}, node_log_position{0}, 1);
+      ASSERT_TRUE(log.ok()) << log.err().message;
+      for (int round = 0; round < 40; ++round) {
+        const int frames = 1 + round % 3;
+        for (int f = 0; f < frames; ++f) {
+          ASSERT_TRUE((*log)->append(make_frame(0, position)).ok());
+          position += k_frame;
+        }
+        auto d = (*log)->sync();
+        ASSERT_TRUE(d.ok()) << d.err().message;
+        ASSERT_EQ(d->value(), position);
+      }
+      segments = (*log)->segments();
+    }
+    ASSERT_GE(segments.size(), 5u);
+    std::uint64_t expected = 0;
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      const std::string path = dir.file(wal(segments[i].base.value()));
+      ASSERT_EQ(segments[i].base.value(), expected);
+      const auto headers = frames_in(path);
+      ASSERT_EQ(headers.size() * k_frame, segments[i].bytes) << path;
+      for (const auto& h : headers) {
+        EXPECT_EQ(h.position.value(), expected) << path;
+        expected += k_frame;
+      }
+      EXPECT_EQ(annal::testing::size_on_disk(path), std::max<std::uint64_t>(512, segments[i].bytes))
+          << path;
+    }
+    EXPECT_EQ(expected, position);
+    // Reopening continues in the last segment, over its zeros.
+    auto log = node_log::open(fs_, dir.path(), options, segments, node_log_position{position}, 1);
+    ASSERT_TRUE(log.ok()) << log.err().message;
+    ASSERT_TRUE((*log)->append(make_frame(0, position)).ok());
+    ASSERT_TRUE((*log)->sync().ok());
+    const auto last = (*log)->segments().back();
+    EXPECT_EQ(frames_in(dir.file(wal(last.base.value()))).back().position.value(), position);
+  }
+}
+
+TEST_F(node_log_test, unsynced_rounds_over_zeros_revert_to_zeros_on_power_loss) {
+  node_log_options options = with_mode(fsync_mode::none);
+  options.segment_bytes = 4096;
+  {
+    auto log = open(options);
+    append(*log, 0, 0);
+    ASSERT_TRUE(log->sync_to_disk().ok());
+    append(*log, 0, 64);
+    append(*log, 0, 128);
+    ASSERT_TRUE(log->sync().ok());  // written, never fdatasynced
+    EXPECT_EQ(written(dir_.file(wal(0))), 192u);
+  }
+  ASSERT_FALSE(fs_.power_loss(power_loss_mode::drop_unsynced));
+  EXPECT_EQ(annal::testing::size_on_disk(dir_.file(wal(0))), 4096u);
+  EXPECT_EQ(written(dir_.file(wal(0))), 64u);
+  EXPECT_TRUE(all_zero_from(dir_.file(wal(0)), 64));
 }
 
 }  // namespace

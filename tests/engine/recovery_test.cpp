@@ -5,10 +5,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
+#include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "engine/log_format.hpp"
+#include "engine/verify.hpp"
+#include "tests/support/byte_damage.hpp"
 #include "tests/support/store_fixture.hpp"
 
 namespace {
@@ -260,6 +266,94 @@ TEST_F(recovery_test, store_is_usable_after_close) {
   append_synced("orders-1", expected_version::exact(0), fresh_events(1));
   crash_and_reopen();
   EXPECT_EQ(observe("orders-1").versions, (std::vector<std::uint64_t>{0, 1}));
+}
+
+// ------------------------------------------ the node log's preallocated tail
+
+class node_log_tail_test : public recovery_test {
+ protected:
+  node_log_tail_test() { options_.node_log.segment_bytes = 1u << 20; }
+
+  std::string wal_file() const {
+    return options_.directory + "/node-log/" +
+           annal::engine::node_log::segment_name(annal::node_log_position{0});
+  }
+  static void write_at(const std::string& path, std::uint64_t offset,
+                       std::span<const std::byte> bytes) {
+    std::unique_ptr<annal::engine::writable_file> file;
+    ASSERT_FALSE(annal::engine::posix_file_system().open_writable_at(path, offset, file));
+    ASSERT_FALSE(file->append(bytes));
+  }
+  std::vector<std::byte> wal_bytes() const {
+    std::vector<std::byte> bytes;
+    EXPECT_FALSE(annal::testing::read_all(wal_file(), bytes));
+    return bytes;
+  }
+  static bool zeros_from(const std::vector<std::byte>& bytes, std::uint64_t offset) {
+    return std::all_of(bytes.begin() + static_cast<std::ptrdiff_t>(offset), bytes.end(),
+                       [](std::byte b) { return b == std::byte{0}; });
+  }
+};
+
+TEST_F(node_log_tail_test, zero_tail_is_a_clean_end) {
+  write_everything();
+  const auto before = observe_all();
+  const std::uint64_t end = st().wal().durable_position().value();
+  crash_and_reopen();
+  EXPECT_EQ(st().recovery().torn_bytes, 0u);
+  EXPECT_GT(st().recovery().replayed_records, 0u);
+  EXPECT_EQ(observe_all(), before);
+  EXPECT_EQ(st().wal().appended_position().value(), end) << "the log continues where records end";
+  EXPECT_EQ(wal_bytes().size(), options_.node_log.segment_bytes) << "the file keeps its size";
+  EXPECT_TRUE(annal::engine::verify_store(annal::engine::posix_file_system(), options_.directory).ok());
+}
+
+TEST_F(node_log_tail_test, torn_record_followed_by_zeros_is_a_torn_tail_and_zeroed) {
+  write_everything();
+  const auto before = observe_all();
+  const std::uint64_t end = st().wal().durable_position().value();
+  store_.reset();  // crash
+  // The start of a record whose write never finished: the first 40 bytes of
+  // the log's first record, at its end.
+  auto bytes = wal_bytes();
+  write_at(wal_file(), end, std::span(bytes).first(40));
+  const auto report = annal::engine::verify_store(annal::engine::posix_file_system(), options_.directory);
+  EXPECT_TRUE(report.ok());
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_EQ(report.problems[0].offset, end);
+
+  open_store();
+  EXPECT_GT(st().recovery().torn_bytes, 0u);
+  EXPECT_LE(st().recovery().torn_bytes, 40u);
+  EXPECT_EQ(observe_all(), before);
+  bytes = wal_bytes();
+  EXPECT_EQ(bytes.size(), options_.node_log.segment_bytes);
+  EXPECT_TRUE(zeros_from(bytes, end)) << "the torn bytes are zeroed before new records go there";
+  // New records go where the torn one was, and survive another crash.
+  append_synced("orders-5", expected_version::any(), fresh_events(1));
+  const auto after = observe_all();
+  crash_and_reopen();
+  EXPECT_EQ(st().recovery().torn_bytes, 0u);
+  EXPECT_EQ(observe_all(), after);
+}
+
+TEST_F(node_log_tail_test, zeroed_record_followed_by_records_is_refused) {
+  write_everything();
+  store_.reset();  // crash
+  // Zero the header of the log's first record: zeros, then valid records.
+  write_at(wal_file(), 0, std::vector<std::byte>(annal::engine::log_format::k_header_size));
+  auto st = annal::engine::store::open(options_);
+  ASSERT_TRUE(st) << st.err().message;
+  bool refused = false;
+  for (std::uint32_t p = 0; p < (*st)->partition_count(); ++p) {
+    auto got = (*st)->get(annal::partition_id{p});
+    if (got) continue;
+    refused = true;
+    EXPECT_NE(got.err().message.find(wal_file()), std::string::npos) << got.err().message;
+    EXPECT_NE(got.err().message.find("offset 0"), std::string::npos) << got.err().message;
+  }
+  EXPECT_TRUE(refused) << "a hole of zeros before valid records is damage, not an end";
+  EXPECT_FALSE(annal::engine::verify_store(annal::engine::posix_file_system(), options_.directory).ok());
 }
 
 }  // namespace

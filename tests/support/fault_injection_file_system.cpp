@@ -47,12 +47,27 @@ std::uint64_t next_random(std::uint64_t& state) {
 // than the fault_injection_file_system that opened it.
 class fault_injection_file_system::writable final : public engine::writable_file {
  public:
+  // `reader` is set for a file written in place: it reads the bytes each
+  // write is about to overwrite.
   writable(fault_injection_file_system& fs, std::shared_ptr<file_state> state,
-           std::unique_ptr<engine::writable_file> base, std::uint64_t generation)
-      : fs_(fs), state_(std::move(state)), base_(std::move(base)), generation_(generation) {}
+           std::unique_ptr<engine::writable_file> base, std::uint64_t generation,
+           std::unique_ptr<engine::readable_file> reader = nullptr)
+      : fs_(fs),
+        state_(std::move(state)),
+        base_(std::move(base)),
+        generation_(generation),
+        reader_(std::move(reader)) {}
 
   std::error_code append(std::span<const std::byte> data) override {
     if (auto ec = fs_.before_append(generation_)) return ec;
+    if (reader_) {
+      const std::uint64_t at = base_->size();
+      std::vector<std::byte> old(data.size());
+      std::size_t n = 0;
+      if (auto ec = reader_->read(at, old, n)) return ec;
+      old.resize(n);
+      fs_.record_overwrite(*state_, at, data.size(), std::move(old));
+    }
     return base_->append(data);
   }
 
@@ -61,8 +76,9 @@ class fault_injection_file_system::writable final : public engine::writable_file
     // Every byte counted here was written before fdatasync starts, so it is
     // durable when the sync succeeds; bytes appended meanwhile may not be.
     const std::uint64_t covered = base_->size();
+    const std::uint64_t sequence = fs_.sync_mark(*state_);
     if (auto ec = base_->sync()) return ec;
-    fs_.after_sync(*state_, covered);
+    fs_.after_sync(*state_, covered, sequence);
     return {};
   }
 
@@ -73,6 +89,7 @@ class fault_injection_file_system::writable final : public engine::writable_file
   const std::shared_ptr<file_state> state_;
   const std::unique_ptr<engine::writable_file> base_;
   const std::uint64_t generation_;
+  const std::unique_ptr<engine::readable_file> reader_;
 };
 
 // Thread-safe, like the base readable_file. Lives no longer than the
@@ -166,6 +183,17 @@ std::error_code fault_injection_file_system::power_loss(power_loss_mode mode, st
     const std::uint64_t draw = next_random(random_state);
     std::uint64_t size = 0;
     if (base_.file_size(path, size)) continue;  // gone: nothing to cut
+    if (!state->overwrites.empty()) {
+      std::uint64_t unsynced = 0;
+      for (const auto& o : state->overwrites) unsynced += o.length;
+      const std::uint64_t keep =
+          mode == power_loss_mode::tear_unsynced ? draw % (unsynced + 1) : 0;
+      std::uint64_t kept_end = 0;
+      note(undo_overwrites_locked(path, *state, keep, kept_end));
+      const std::uint64_t new_size = std::max(state->synced_size, kept_end);
+      if (new_size < size) note(base_.truncate_file(path, new_size));
+      continue;
+    }
     if (size <= state->synced_size) continue;
     std::uint64_t keep = state->synced_size;
     if (mode == power_loss_mode::tear_unsynced) {
@@ -206,6 +234,25 @@ std::error_code fault_injection_file_system::open_writable(
     state = std::make_shared<file_state>(file_state{.synced_size = file->size()});
   }
   out = std::make_unique<writable>(*this, state, std::move(file), generation_);
+  return {};
+}
+
+std::error_code fault_injection_file_system::open_writable_at(
+    const std::string& path, std::uint64_t offset, std::unique_ptr<engine::writable_file>& out) {
+  const std::lock_guard lock(mutex_);
+  if (crashed_locked()) return io_error();
+  const std::string key = normalize(path);
+  std::unique_ptr<engine::writable_file> file;
+  if (auto ec = base_.open_writable_at(path, offset, file)) return ec;
+  std::unique_ptr<engine::readable_file> reader;
+  if (auto ec = base_.open_readable(path, reader)) return ec;
+  auto& state = files_[key];
+  if (!state) {
+    std::uint64_t size = 0;
+    if (auto ec = base_.file_size(path, size)) return ec;
+    state = std::make_shared<file_state>(file_state{.synced_size = size});
+  }
+  out = std::make_unique<writable>(*this, state, std::move(file), generation_, std::move(reader));
   return {};
 }
 
@@ -277,6 +324,14 @@ std::error_code fault_injection_file_system::remove_file(const std::string& path
     std::vector<std::byte> content;
     if (!base_.read_file(path, content)) {
       if (auto it = files_.find(key); it != files_.end()) {
+        // Only what a power loss would keep: unsynced in-place writes undone,
+        // unsynced appends cut.
+        const auto& overwrites = it->second->overwrites;
+        for (auto o = overwrites.rbegin(); o != overwrites.rend(); ++o) {
+          for (std::size_t i = 0; i < o->old.size() && o->offset + i < content.size(); ++i) {
+            content[o->offset + i] = o->old[i];
+          }
+        }
         content.resize(std::min<std::uint64_t>(content.size(), it->second->synced_size));
       }
       entry = pending_entry{.what = pending_entry::kind::removed,
@@ -400,9 +455,48 @@ std::error_code fault_injection_file_system::before_sync(std::uint64_t generatio
   return {};
 }
 
-void fault_injection_file_system::after_sync(file_state& state, std::uint64_t durable_size) {
+void fault_injection_file_system::after_sync(file_state& state, std::uint64_t durable_size,
+                                             std::uint64_t sequence) {
   const std::lock_guard lock(mutex_);
   state.synced_size = std::max(state.synced_size, durable_size);
+  std::erase_if(state.overwrites, [&](const overwrite& o) { return o.sequence < sequence; });
+}
+
+std::uint64_t fault_injection_file_system::sync_mark(const file_state& state) const {
+  const std::lock_guard lock(mutex_);
+  return state.next_sequence;
+}
+
+void fault_injection_file_system::record_overwrite(file_state& state, std::uint64_t offset,
+                                                   std::uint64_t length,
+                                                   std::vector<std::byte> old) {
+  const std::lock_guard lock(mutex_);
+  state.overwrites.push_back(
+      {.sequence = state.next_sequence++, .offset = offset, .length = length, .old = std::move(old)});
+}
+
+std::error_code fault_injection_file_system::undo_overwrites_locked(const std::string& path,
+                                                                    const file_state& state,
+                                                                    std::uint64_t keep,
+                                                                    std::uint64_t& kept_end) {
+  // How much of each write the kept prefix covers, in write order.
+  std::vector<std::uint64_t> kept(state.overwrites.size(), 0);
+  kept_end = 0;
+  for (std::size_t i = 0; i < state.overwrites.size() && keep > 0; ++i) {
+    kept[i] = std::min(keep, state.overwrites[i].length);
+    keep -= kept[i];
+    kept_end = std::max(kept_end, state.overwrites[i].offset + kept[i]);
+  }
+  std::error_code first_error;
+  for (std::size_t i = state.overwrites.size(); i-- > 0;) {
+    const auto& o = state.overwrites[i];
+    if (kept[i] >= o.old.size()) continue;  // nothing it overwrote to bring back
+    std::unique_ptr<engine::writable_file> file;
+    auto ec = base_.open_writable_at(path, o.offset + kept[i], file);
+    if (!ec) ec = file->append(std::span(o.old).subspan(kept[i]));
+    if (ec && !first_error) first_error = ec;
+  }
+  return first_error;
 }
 
 std::error_code fault_injection_file_system::check_generation(std::uint64_t generation) const {

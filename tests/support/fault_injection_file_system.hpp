@@ -23,6 +23,10 @@ namespace annal::testing {
 //   durable when writable_file::sync returns; write_file and truncate_file
 //   are durable on return (interface contract). Files that existed before
 //   this object was created, or before the last power_loss, are fully durable.
+// - per file, the in-place writes (open_writable_at) not yet synced, in write
+//   order, each with the bytes it overwrote. A sync of any handle of the file
+//   makes every one written before the sync started durable, as fdatasync
+//   does.
 // - which directory entries were created (open_writable on a missing file),
 //   removed or renamed since their directory was last synced, in order. A
 //   directory is synced by sync_directory, and implicitly by write_file
@@ -91,6 +95,10 @@ class fault_injection_file_system final : public engine::file_system {
   //    cannot be restored).
   // 2. Cuts every tracked file back to its durable size (drop_unsynced) or to
   //    its durable size plus a prefix of its unsynced bytes (tear_unsynced).
+  //    For a file written in place, the unsynced in-place writes are undone
+  //    instead (their old bytes are written back, newest first), all of them
+  //    (drop_unsynced) or all but a prefix of them in write order
+  //    (tear_unsynced); bytes they added past the durable size are cut.
   //    The prefix lengths are drawn from `seed` in sorted path order, so the
   //    same scenario replayed in another temp_dir tears the same way.
   // 3. Clears fail_writes, fail_syncs and the crash point; everything then on
@@ -115,6 +123,8 @@ class fault_injection_file_system final : public engine::file_system {
   // engine::file_system
   std::error_code open_writable(const std::string& path,
                                 std::unique_ptr<engine::writable_file>& out) override;
+  std::error_code open_writable_at(const std::string& path, std::uint64_t offset,
+                                   std::unique_ptr<engine::writable_file>& out) override;
   std::error_code open_readable(const std::string& path,
                                 std::unique_ptr<engine::readable_file>& out) override;
   std::error_code write_file(const std::string& path, std::span<const std::byte> data) override;
@@ -132,10 +142,21 @@ class fault_injection_file_system final : public engine::file_system {
   class writable;
   class readable;
 
-  // Durable size of one tracked file. Shared with the writable files open on
-  // it, so that it follows the file through renames.
+  // An in-place write not yet synced: `length` bytes at `offset`, which held
+  // `old` before (shorter than `length` where the write went past the end).
+  struct overwrite {
+    std::uint64_t sequence = 0;
+    std::uint64_t offset = 0;
+    std::uint64_t length = 0;
+    std::vector<std::byte> old{};
+  };
+
+  // Durable state of one tracked file. Shared with the writable files open on
+  // it, so that it follows the file through renames. Guarded by mutex_.
   struct file_state {
-    std::uint64_t synced_size = 0;  // guarded by mutex_
+    std::uint64_t synced_size = 0;
+    std::vector<overwrite> overwrites{};  // unsynced in-place writes, oldest first
+    std::uint64_t next_sequence = 0;      // of the next overwrite
   };
 
   // A directory change not yet durable.
@@ -163,7 +184,15 @@ class fault_injection_file_system final : public engine::file_system {
   // Hooks for writable / readable.
   std::error_code before_append(std::uint64_t generation);
   std::error_code before_sync(std::uint64_t generation);
-  void after_sync(file_state& state, std::uint64_t durable_size);
+  void after_sync(file_state& state, std::uint64_t durable_size, std::uint64_t sequence);
+  // The sequence number the next in-place write to `state` will get.
+  std::uint64_t sync_mark(const file_state& state) const;
+  void record_overwrite(file_state& state, std::uint64_t offset, std::uint64_t length,
+                        std::vector<std::byte> old);
+  // Undoes the unsynced in-place writes of the file at `path` but a prefix of
+  // `keep` bytes of them (in write order); returns how far the kept ones reach.
+  std::error_code undo_overwrites_locked(const std::string& path, const file_state& state,
+                                         std::uint64_t keep, std::uint64_t& kept_end);
   std::error_code check_generation(std::uint64_t generation) const;
 
   engine::file_system& base_;

@@ -37,6 +37,13 @@ class sync_free_file_system final : public engine::file_system {
     out = std::make_unique<writable>(std::move(file));
     return {};
   }
+  std::error_code open_writable_at(const std::string& path, std::uint64_t offset,
+                                   std::unique_ptr<engine::writable_file>& out) override {
+    std::unique_ptr<engine::writable_file> file;
+    if (auto ec = base_.open_writable_at(path, offset, file)) return ec;
+    out = std::make_unique<writable>(std::move(file));
+    return {};
+  }
   std::error_code open_readable(const std::string& path,
                                 std::unique_ptr<engine::readable_file>& out) override {
     return base_.open_readable(path, out);
