@@ -114,6 +114,18 @@ void encode_expected(wire::ExpectedVersion::Builder out, const engine::expected_
   }
 }
 
+// The fields an EventInput and a RecordedEvent share: id, type, data, metadata.
+template <class Builder, class Event>
+void encode_event_fields(Builder event, const Event& in) {
+  std::uint64_t id0 = 0, id1 = 0;
+  split_event_id(in.id, id0, id1);
+  event.setId0(id0);
+  event.setId1(id1);
+  event.setType(as_text(in.type));
+  if (!in.data.empty()) event.setData(as_data(in.data));
+  if (!in.metadata.empty()) event.setMetadata(as_data(in.metadata));
+}
+
 void encode_append(wire::AppendRequest::Builder out, const actors::append_request& request) {
   out.setStream(as_text(request.stream));
   encode_expected(out.initExpected(), request.expected);
@@ -121,13 +133,7 @@ void encode_append(wire::AppendRequest::Builder out, const actors::append_reques
   for (unsigned i = 0; i < events.size(); ++i) {
     const auto& in = request.events[i];
     auto event = events[i];
-    std::uint64_t id0 = 0, id1 = 0;
-    split_event_id(in.id, id0, id1);
-    event.setId0(id0);
-    event.setId1(id1);
-    event.setType(as_text(in.type));
-    if (!in.data.empty()) event.setData(as_data(in.data));
-    if (!in.metadata.empty()) event.setMetadata(as_data(in.metadata));
+    encode_event_fields(event, in);
   }
 }
 
@@ -180,13 +186,7 @@ void encode_read_page(wire::ReadReply::Builder out, const engine::read_page& pag
   for (unsigned i = 0; i < count; ++i) {
     const auto& in = page.events[i];
     auto event = events[i];
-    std::uint64_t id0 = 0, id1 = 0;
-    split_event_id(in.id, id0, id1);
-    event.setId0(id0);
-    event.setId1(id1);
-    event.setType(as_text(in.type));
-    if (!in.data.empty()) event.setData(as_data(in.data));
-    if (!in.metadata.empty()) event.setMetadata(as_data(in.metadata));
+    encode_event_fields(event, in);
     event.setVersion(in.version.value());
     event.setTimestampUs(in.timestamp);
     event.setPosition(in.position.value());
