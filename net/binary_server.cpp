@@ -531,6 +531,13 @@ void binary_server::core::on_accept(asio::error_code ec, tcp::socket socket) {
   auto c = std::make_shared<connection>(shared_from_this(), std::move(socket), counted);
   {
     std::lock_guard lock(mu);
+    if (stopped) {  // stop() ran since the check above: this one is never served
+      if (counted) {
+        open.fetch_sub(1);
+        metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
+      }
+      return;
+    }
     connections.emplace(c.get(), c);
   }
   asio::post(c->strand(), [c] { c->start(); });
@@ -599,7 +606,11 @@ void binary_server::stop() {
     std::lock_guard lock(core_->mu);
     if (core_->stopped) return;
     core_->stopped = true;
-    for (auto& [raw, c] : core_->connections) open.push_back(c);
+    // The map lets go of its connections here, not in remove(): the close
+    // posted below may never run if the io_context stops first, and a
+    // connection holds its core, so keeping them would be a cycle.
+    for (auto& [raw, c] : core_->connections) open.push_back(std::move(c));
+    core_->connections.clear();
   }
   asio::post(core_->accept_strand, [c = core_] {
     asio::error_code ignored;

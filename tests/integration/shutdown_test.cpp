@@ -24,7 +24,7 @@ TEST_F(shutdown_test, sigterm_under_load_stops_within_2_s_and_keeps_every_ack) {
   const int status = node_->terminate(std::chrono::seconds(30), &took);
   load.join();
   ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << node_->output();
   RecordProperty("stop_ms", static_cast<int>(took.count()));
   EXPECT_LE(took.count(), 2000) << "stop took " << took.count() << " ms";
 
@@ -37,8 +37,8 @@ TEST_F(shutdown_test, requests_after_sigterm_fail_cleanly_or_succeed) {
       append_of("late-1", engine::expected_version::any(), {event("A", "1")})));
   std::chrono::milliseconds took{};
   const int status = node_->terminate(std::chrono::seconds(30), &took);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << node_->output();
   EXPECT_LE(took.count(), 2000);
   // The old connection is gone: a request gets a typed error, not a hang.
   auto r = client_->append(append_of("late-1", engine::expected_version::any(), {event("A", "2")}));
