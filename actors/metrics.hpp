@@ -34,7 +34,7 @@ class histogram {
 // Latency buckets from 50 µs to 10 s, in seconds.
 std::vector<double> latency_buckets();
 
-inline constexpr std::size_t k_errc_count = static_cast<std::size_t>(engine::errc::not_found) + 1;
+inline constexpr std::size_t k_errc_count = static_cast<std::size_t>(engine::errc::last_errc) + 1;
 
 // Counters a node exposes at /metrics. Every member is safe to update from
 // any thread (relaxed atomics: figures, not synchronization).

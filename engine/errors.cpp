@@ -46,12 +46,16 @@ const char* errc_name(errc e) {
     case errc::connection_lost: return "connection_lost";
     case errc::shutting_down: return "shutting_down";
     case errc::not_found: return "not_found";
+    case errc::not_owner: return "not_owner";
+    case errc::node_unavailable: return "node_unavailable";
+    case errc::conflict: return "conflict";
+    case errc::metadata_unavailable: return "metadata_unavailable";
   }
   return "unknown";
 }
 
 std::optional<errc> errc_from_name(std::string_view name) {
-  for (int value = 0; value <= static_cast<int>(errc::not_found); ++value) {
+  for (int value = 0; value <= static_cast<int>(errc::last_errc); ++value) {
     if (name == errc_name(static_cast<errc>(value))) return static_cast<errc>(value);
   }
   return std::nullopt;

@@ -44,6 +44,12 @@ enum class errc {
   connection_lost,       // the connection closed with the request in flight
   shutting_down,         // the node is stopping and takes no new requests
   not_found,             // no such route or resource (HTTP)
+  // Cluster.
+  not_owner,             // this node does not own the partition at the sender's epoch
+  node_unavailable,      // the node owning the partition cannot be reached
+  conflict,              // a compare-and-swap lost: someone else changed it first
+  metadata_unavailable,  // the metadata store (etcd) cannot be reached
+  last_errc = metadata_unavailable,
 };
 
 // The errc whose errc_name() is `name`; nullopt for a name we do not know.

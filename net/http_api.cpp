@@ -128,6 +128,7 @@ int http_status(errc code) {
   switch (code) {
     case errc::ok: return 200;
     case errc::wrong_expected_version:
+    case errc::conflict:
     case errc::idempotency_conflict: return 409;
     case errc::stream_not_found:
     case errc::not_found: return 404;
@@ -143,7 +144,10 @@ int http_status(errc code) {
     case errc::too_many_connections:
     case errc::overloaded: return 429;
     case errc::shutting_down:
+    case errc::node_unavailable:
+    case errc::metadata_unavailable:
     case errc::partition_unavailable: return 503;
+    case errc::not_owner: return 421;
     case errc::timeout: return 504;
     case errc::checksum_mismatch:
     case errc::lsn_gap:

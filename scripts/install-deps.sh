@@ -15,6 +15,7 @@ packages=(
   nlohmann-json3-dev
   libcli11-dev
   librestinio-dev libhttp-parser-dev
+  etcd-server libcurl4-openssl-dev
 )
 
 missing=()
