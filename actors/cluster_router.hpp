@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,10 +14,11 @@ namespace annal::actors {
 struct routing_table {
   std::uint64_t epoch = 0;
   std::uint32_t partition_count = 0;
+  std::string self_id;  // this node
   // Per partition: the handler of its owner (this node's own handler, or the
   // peer link to the owning node), null when no node serves it.
   std::vector<std::shared_ptr<request_handler>> owners;
-  std::vector<std::string> owner_ids;  // per partition, for messages
+  std::vector<std::string> owner_ids;  // per partition; self_id for local ones
 };
 
 // The request_handler a clustered node exposes to its clients: sends each
@@ -24,14 +26,27 @@ struct routing_table {
 // typed error back unchanged. Requests for a partition without an owner fail
 // with errc::partition_unavailable.
 //
+// When a remote owner answers errc::not_owner (this node's map is behind),
+// the router asks `refresh` to bring the table up to date and retries once
+// with the table it then has.
+//
 // Thread-safe; set() swaps the whole table atomically, so a request sees
 // either the old table or the new one, never a mix.
 class cluster_router final : public request_handler {
  public:
-  explicit cluster_router(std::shared_ptr<const routing_table> table);
+  // Brings the table up to date (typically: re-reads the cluster map and
+  // calls set()), then calls `done`, on any thread.
+  using refresh_fn = std::function<void(std::function<void()> done)>;
+
+  explicit cluster_router(std::shared_ptr<const routing_table> table, refresh_fn refresh = {});
+
+  ~cluster_router() override;
 
   void set(std::shared_ptr<const routing_table> table);
   std::shared_ptr<const routing_table> table() const;
+  // The highest map epoch seen on a forwarded request (0: none): a sender
+  // ahead of us means our map is behind.
+  std::uint64_t newest_sender_epoch() const { return newest_sender_epoch_.load(); }
 
   void append(append_request request, reply_fn<append_reply> reply) override;
   void read(read_request request, reply_fn<engine::read_page> reply) override;
@@ -46,11 +61,21 @@ class cluster_router final : public request_handler {
   void get_snapshot(std::string stream,
                     reply_fn<std::optional<engine::snapshot_read>> reply) override;
 
+  // Serves forwarded requests from local partitions only (not_owner otherwise).
+  request_handler& forwarded(std::uint64_t sender_epoch) override;
+
  private:
-  // The owner's handler, or the error to answer with.
-  result<std::shared_ptr<request_handler>> owner_of(std::string_view stream) const;
+  class local_view;
+
+  // Routes `send(owner, reply)` for `stream`; on not_owner from a remote
+  // owner, refreshes and retries once. `send` may be called twice.
+  template <class T, class Send>
+  void dispatch(std::string stream, reply_fn<T> reply, Send send, bool retried = false);
 
   std::atomic<std::shared_ptr<const routing_table>> table_;
+  refresh_fn refresh_;
+  std::atomic<std::uint64_t> newest_sender_epoch_{0};
+  std::unique_ptr<local_view> local_view_;
 };
 
 }  // namespace annal::actors

@@ -74,6 +74,12 @@ class request_handler {
   // nullopt: the stream has no snapshot.
   virtual void get_snapshot(std::string stream,
                             reply_fn<std::optional<engine::snapshot_read>> reply) = 0;
+
+  // The handler for requests another node forwarded here, sent at that
+  // node's map epoch `sender_epoch`: it serves only the partitions this node
+  // owns and answers errc::not_owner for the others, never forwarding again.
+  // A single node owns every partition: the default is the handler itself.
+  virtual request_handler& forwarded(std::uint64_t sender_epoch) { return *this; }
 };
 
 }  // namespace annal::actors

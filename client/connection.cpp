@@ -302,6 +302,8 @@ void connection::start_request(reply_handler& handler, const fill_fn& fill) {
     capnp::MallocMessageBuilder message(request_scratch_);
     auto request = message.initRoot<wire::Request>();
     request.setId(id);
+    const auto epoch = forwarded_epoch_.load(std::memory_order_relaxed);
+    if (epoch != 0) request.setForwardedEpoch(epoch);
     fill(request);
     net::append_frame(out_, message);
   }

@@ -73,6 +73,12 @@ class connection : public std::enable_shared_from_this<connection> {
   void get_snapshot(std::string stream, callback<std::optional<engine::snapshot_read>> done);
   void ping(std::function<void(engine::status)> done);
 
+  // Marks the requests submitted from now on as forwarded by a node at this
+  // cluster-map epoch (node-to-node links only; 0, the default: a client).
+  void set_forwarded_epoch(std::uint64_t epoch) {
+    forwarded_epoch_.store(epoch, std::memory_order_relaxed);
+  }
+
   // Closes the socket; requests in flight fail with connection_lost. Idempotent.
   void close();
 
@@ -118,6 +124,7 @@ class connection : public std::enable_shared_from_this<connection> {
   asio::steady_timer request_timer_;
   server_info server_;
   std::atomic<bool> open_{false};
+  std::atomic<std::uint64_t> forwarded_epoch_{0};
 
   // Everything below is used on strand_ only.
   connect_callback connect_done_;  // set until the handshake ends

@@ -60,6 +60,7 @@ void peer_link::submit(pending request) {
     connection_.reset();
   }
   if (connection_) {
+    connection_->set_forwarded_epoch(epoch_.load(std::memory_order_relaxed));
     request.send(*connection_);
     return;
   }
@@ -110,6 +111,7 @@ void peer_link::on_connected(engine::result<std::shared_ptr<connection>> connect
   backoff_ = options_.initial_backoff;
   auto queued = std::move(queued_);
   queued_.clear();
+  connection_->set_forwarded_epoch(epoch_.load(std::memory_order_relaxed));
   for (auto& p : queued) p.send(*connection_);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <asio.hpp>
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -47,6 +48,9 @@ class peer_link : public actors::request_handler, public std::enable_shared_from
   peer_link(private_tag, asio::io_context& io, peer_link_options options);
 
   const std::string& node_id() const { return options_.node_id; }
+  // The map epoch sent with every request from now on (see forwardedEpoch in
+  // schema/protocol.capnp): a peer link only carries forwarded requests.
+  void set_epoch(std::uint64_t epoch) { epoch_.store(epoch, std::memory_order_relaxed); }
   void close();
 
   void append(actors::append_request request,
@@ -90,6 +94,7 @@ class peer_link : public actors::request_handler, public std::enable_shared_from
   std::chrono::milliseconds backoff_;
   std::string last_failure_;
   std::deque<pending> queued_;
+  std::atomic<std::uint64_t> epoch_{1};
 };
 
 }  // namespace annal::client

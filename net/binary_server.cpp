@@ -223,7 +223,9 @@ class connection : public std::enable_shared_from_this<connection> {
         hello.setMaxBatchEvents(core_->options.max_batch_events);
       });
     }
-    auto& handler = core_->handler;
+    const auto forwarded_epoch = request.getForwardedEpoch();
+    auto& handler =
+        forwarded_epoch == 0 ? core_->handler : core_->handler.forwarded(forwarded_epoch);
     switch (which) {
       case wire::Request::HELLO:
         return error_reply(id, {errc::malformed_request, "hello was already received"});

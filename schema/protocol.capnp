@@ -92,6 +92,11 @@ struct Request {
     getSnapshot @9 :StreamRef;
     ping @10 :Void;
   }
+  # Set by a node that forwards a client's request to the partition's owner:
+  # the forwarding node's cluster-map epoch. 0 (the default): a client's own
+  # request. A node serves a forwarded request only from a partition it owns
+  # and never forwards it again; otherwise it answers not_owner.
+  forwardedEpoch @11 :UInt64;
 }
 
 # --- Responses ------------------------------------------------------------
