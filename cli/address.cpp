@@ -21,4 +21,16 @@ std::optional<host_port> parse_host_port(std::string_view text) {
   return host_port{std::string(host), static_cast<std::uint16_t>(port)};
 }
 
+std::vector<std::string> split_list(std::string_view text) {
+  std::vector<std::string> items;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    const auto item = text.substr(0, comma);
+    if (!item.empty()) items.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return items;
+}
+
 }  // namespace annal::cli

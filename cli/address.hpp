@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace annal::cli {
 
@@ -15,5 +16,9 @@ struct host_port {
 // Parses "HOST:PORT" (IPv4 or a name; "[v6]:PORT" for IPv6). Port 0 is
 // allowed (the server picks one). nullopt if malformed.
 std::optional<host_port> parse_host_port(std::string_view text);
+
+// "a,b,,c" -> {"a", "b", "c"}: the items of a comma-separated list, empty
+// ones dropped.
+std::vector<std::string> split_list(std::string_view text);
 
 }  // namespace annal::cli

@@ -76,12 +76,20 @@ int main(int argc, char** argv) {
 
   cli::server_options start;
   std::string start_fsync = "always";
-  std::string advertise;
+  std::string etcd;
   auto* start_cmd = app.add_subcommand("start", "Run a node");
   start_cmd->add_option("--node-id", start.node.node_id, "This node's id")->required();
   add_server_flags(*start_cmd, start, start_fsync);
-  start_cmd->add_option("--advertise", advertise,
-                        "Binary protocol address peers and clients use (default: --listen)");
+  start_cmd->add_option("--advertise", start.advertise_address,
+                        "Binary protocol address HOST:PORT peers use to reach this node "
+                        "(default: the bound --listen address)");
+  start_cmd->add_option("--etcd", etcd,
+                        "etcd endpoints URL[,URL...]: join the cluster they hold (without it: "
+                        "a one-node cluster with an in-process metadata store)");
+  start_cmd->add_option("--bootstrap-expect", start.bootstrap_expect,
+                        "Form a new cluster once this many nodes have registered")
+      ->check(CLI::Range(1u, 1024u))
+      ->capture_default_str();
 
   // Client commands.
   cli::connection_flags connection;
@@ -193,6 +201,7 @@ int main(int argc, char** argv) {
   }
   if (*start_cmd) {
     start.node.fsync = parse_fsync(start_fsync);
+    start.etcd_endpoints = cli::split_list(etcd);
     return cli::run_server(start);
   }
   if (*append_cmd) return cli::run_append(connection, append);

@@ -1,5 +1,6 @@
 #include "cli/server_command.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <asio.hpp>
@@ -8,8 +9,12 @@
 #include <thread>
 #include <vector>
 
+#include "actors/membership.hpp"
 #include "cli/address.hpp"
+#include "client/peer_link.hpp"
+#include "cluster/memory_meta_store.hpp"
 #include "net/binary_server.hpp"
+#include "net/etcd_meta_store.hpp"
 #include "net/http_server.hpp"
 
 namespace annal::cli {
@@ -25,6 +30,30 @@ void run_on(asio::io_context& io, Fn fn) {
     done.set_value();
   });
   done.get_future().wait();
+}
+
+// The metadata store: etcd when endpoints are given, else in-process.
+std::unique_ptr<cluster::meta_store> open_meta_store(const server_options& options) {
+  if (options.etcd_endpoints.empty()) return std::make_unique<cluster::memory_meta_store>();
+  net::etcd_options etcd;
+  etcd.endpoints = options.etcd_endpoints;
+  return std::make_unique<net::etcd_meta_store>(std::move(etcd));
+}
+
+// A link to another node of the cluster, over the binary protocol.
+actors::membership::peer_factory peer_links(asio::io_context& io, const std::string& self) {
+  return [&io, self](const cluster::node_entry& node) -> std::shared_ptr<actors::peer> {
+    client::peer_link_options options;
+    options.node_id = node.id;
+    options.connection.client_name = "annal-peer " + self;
+    if (auto at = parse_host_port(node.address)) {
+      options.connection.host = at->host;
+      options.connection.port = at->port;
+    }
+    options.connection.connect_timeout = std::chrono::seconds(2);
+    options.connection.request_timeout = std::chrono::seconds(10);
+    return client::peer_link::make(io, std::move(options));
+  };
 }
 
 }  // namespace
@@ -54,16 +83,28 @@ int run_server(const server_options& options) {
   asio::io_context io;
   auto work = asio::make_work_guard(io);
 
+  // Membership: registers the node, forms or joins the cluster map and
+  // routes every request to its partition's owner (docs/cluster.md).
+  auto meta = open_meta_store(options);
+  actors::membership_options cluster;
+  cluster.node_id = options.node.node_id;
+  cluster.data_dir = options.node.data_dir;
+  cluster.partition_count = node->partition_count();
+  cluster.bootstrap_expect = options.etcd_endpoints.empty() ? 1 : options.bootstrap_expect;
+  actors::membership membership(cluster, *meta, node->handler(),
+                                peer_links(io, options.node.node_id));
+  actors::request_handler& handler = membership.router();
+
   net::binary_server_options binary_options;
   binary_options.node_id = options.node.node_id;
   binary_options.partition_count = node->partition_count();
   binary_options.max_connections = options.max_connections;
   binary_options.idle_timeout = std::chrono::seconds(options.idle_timeout_seconds);
-  net::binary_server binary(io, node->handler(), node->metrics(), binary_options);
+  net::binary_server binary(io, handler, node->metrics(), binary_options);
 
   net::http_server_options http_options;
   http_options.node_id = options.node.node_id;
-  net::http_server http(io, node->handler(), node->metrics(), http_options);
+  net::http_server http(io, handler, node->metrics(), http_options);
 
   auto binary_endpoint = binary.listen(listen_at->host, listen_at->port);
   if (!binary_endpoint) {
@@ -76,6 +117,21 @@ int run_server(const server_options& options) {
   if (!http_endpoint) {
     std::fprintf(stderr, "annal: cannot listen on %s: %s\n", options.http_address.c_str(),
                  http_endpoint.err().message.c_str());
+    binary.stop();
+    node->stop();
+    return 1;
+  }
+
+  const auto advertised = [](const std::string& configured, const asio::ip::tcp::endpoint& bound) {
+    return configured.empty() ? fmt::format("{}:{}", bound.address().to_string(), bound.port())
+                              : configured;
+  };
+  membership.set_addresses(advertised(options.advertise_address, *binary_endpoint),
+                           advertised("", *http_endpoint));
+  membership.start();
+  if (options.etcd_endpoints.empty() &&
+      !membership.wait_until_serving(std::chrono::seconds(30))) {
+    std::fprintf(stderr, "annal: the one-node cluster map was not formed\n");
     binary.stop();
     node->stop();
     return 1;
@@ -110,7 +166,9 @@ int run_server(const server_options& options) {
   spdlog::info("signal {}: stopping", signal_number);
   // The node first: requests in flight get their replies (new ones get
   // shutting_down) while the connections are still open to carry them, and
-  // actors never outlive asio. Then the servers, then asio.
+  // actors never outlive asio. Then the servers, then asio. Membership
+  // first of all: it leaves the cluster and closes the links to peers.
+  membership.stop();
   node->stop();
   run_on(io, [&] {
     binary.stop();

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "actors/node.hpp"
 
@@ -14,6 +15,12 @@ struct server_options {
   std::size_t io_threads = 1;                     // asio threads for both servers
   std::uint64_t idle_timeout_seconds = 300;
   std::size_t max_connections = 1024;
+
+  // Cluster (docs/cluster.md). No etcd endpoints: a one-node cluster with an
+  // in-process metadata store (dev mode).
+  std::vector<std::string> etcd_endpoints;
+  std::string advertise_address;  // empty: the bound binary-protocol address
+  std::uint32_t bootstrap_expect = 1;
 };
 
 // Runs a node with its binary protocol and HTTP servers until SIGINT or

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "actors/peer.hpp"
 #include "actors/requests.hpp"
 #include "client/connection.hpp"
 #include "client/options.hpp"
@@ -40,7 +41,7 @@ struct peer_link_options {
 // Thread-safe, like request_handler. Lifetime: create with make(); call
 // close() before the io_context stops; requests after close() fail with
 // errc::shutting_down.
-class peer_link : public actors::request_handler, public std::enable_shared_from_this<peer_link> {
+class peer_link : public actors::peer, public std::enable_shared_from_this<peer_link> {
   struct private_tag {};
 
  public:
@@ -50,8 +51,8 @@ class peer_link : public actors::request_handler, public std::enable_shared_from
   const std::string& node_id() const { return options_.node_id; }
   // The map epoch sent with every request from now on (see forwardedEpoch in
   // schema/protocol.capnp): a peer link only carries forwarded requests.
-  void set_epoch(std::uint64_t epoch) { epoch_.store(epoch, std::memory_order_relaxed); }
-  void close();
+  void set_epoch(std::uint64_t epoch) override { epoch_.store(epoch, std::memory_order_relaxed); }
+  void close() override;
 
   void append(actors::append_request request,
               actors::reply_fn<actors::append_reply> reply) override;

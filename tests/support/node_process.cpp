@@ -57,11 +57,11 @@ bool drain(int fd, std::string& out, std::chrono::milliseconds wait) {
 std::string node_process::binary() { return ANNAL_BINARY; }
 
 node_process::node_process(std::string data_dir, std::vector<std::string> extra_args,
-                           std::chrono::seconds deadline)
+                           std::chrono::seconds deadline, std::string command)
     : data_dir_(std::move(data_dir)) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-  std::vector<std::string> args{binary(),      "dev",          "--data", data_dir_,
+  std::vector<std::string> args{binary(),      command,          "--data", data_dir_,
                                 "--http",      "127.0.0.1:0",  "--listen", "127.0.0.1:0",
                                 "--log-level", "warn"};
   args.insert(args.end(), extra_args.begin(), extra_args.end());

@@ -19,11 +19,13 @@ class node_process {
   // The path of the annal binary under test (set by the build: ANNAL_BINARY).
   static std::string binary();
 
-  // Starts `annal dev --data <data_dir> ...extra_args` and waits for "ready".
-  // Throws std::runtime_error (the test fails) if it exits or is not ready
-  // within `deadline`, with its output in the message.
+  // Starts `annal <command> --data <data_dir> ...extra_args` (command: dev,
+  // or start for a cluster node) on free loopback ports and waits for
+  // "ready". Throws std::runtime_error (the test fails) if it exits or is not
+  // ready within `deadline`, with its output in the message.
   node_process(std::string data_dir, std::vector<std::string> extra_args = {},
-               std::chrono::seconds deadline = std::chrono::seconds(60));
+               std::chrono::seconds deadline = std::chrono::seconds(60),
+               std::string command = "dev");
   ~node_process();
 
   node_process(const node_process&) = delete;

@@ -1,0 +1,277 @@
+#include "cluster/placement.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+#include <set>
+#include <string>
+
+#include "cluster/map_codec.hpp"
+#include "cluster/map_diff.hpp"
+#include "cluster/ring.hpp"
+
+namespace annal::cluster {
+namespace {
+
+constexpr std::uint32_t k_partitions = 64;
+constexpr std::size_t k_max_nodes = 16;
+
+// Node id sets the properties are checked on: sequential names, zero-padded
+// names and random ids from fixed seeds.
+std::vector<std::vector<node_id>> id_sets() {
+  std::vector<std::vector<node_id>> sets(2);
+  for (std::size_t i = 1; i <= k_max_nodes; ++i) {
+    sets[0].push_back("node-" + std::to_string(i));
+    char padded[16];
+    std::snprintf(padded, sizeof padded, "node-%02zu", i);
+    sets[1].push_back(padded);
+  }
+  for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+    std::mt19937_64 rng(seed);
+    std::vector<node_id> ids;
+    for (std::size_t i = 0; i < k_max_nodes; ++i) {
+      char id[32];
+      std::snprintf(id, sizeof id, "n-%016llx", static_cast<unsigned long long>(rng()));
+      ids.push_back(id);
+    }
+    sets.push_back(std::move(ids));
+  }
+  return sets;
+}
+
+node_entry active_node(const node_id& id) { return {id, id + ":7400", id + ":8080", node_state::active}; }
+
+// The first `count` ids of `ids`, all active, without ids[skip].
+cluster_map map_of(const std::vector<node_id>& ids, std::size_t count, std::uint32_t replication,
+                   std::size_t skip = k_max_nodes) {
+  cluster_map map;
+  map.partition_count = k_partitions;
+  map.replication_factor = replication;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (i != skip) map.nodes.push_back(active_node(ids[i]));
+  }
+  return map;
+}
+
+std::uint32_t busiest(const std::vector<replica_set>& sets) {
+  std::uint32_t max = 0;
+  for (const auto& [id, count] : replica_counts(sets)) max = std::max(max, count);
+  return max;
+}
+
+TEST(placement_test, same_map_gives_same_placement_for_any_node_order) {
+  auto map = map_of(id_sets()[2], 11, 2);
+  map.nodes[3].state = node_state::draining;
+  map.nodes[5].state = node_state::joining;
+  const auto expected = placement(map);
+  std::mt19937_64 rng(7);
+  for (int trial = 0; trial < 20; ++trial) {
+    cluster_map shuffled = map;
+    std::shuffle(shuffled.nodes.begin(), shuffled.nodes.end(), rng);
+    EXPECT_EQ(placement(shuffled), expected);
+    // A map rebuilt from its stored form, as another process would.
+    auto rebuilt = map_from_json(to_json(shuffled));
+    ASSERT_TRUE(rebuilt.ok()) << rebuilt.err().message;
+    EXPECT_EQ(placement(*rebuilt), expected);
+  }
+}
+
+// Golden placement: part of the persistent format, like the tokens.
+TEST(placement_test, golden_placement_never_changes) {
+  const auto sets = placement(map_of(id_sets()[0], 3, 1));
+  std::string owners;
+  for (const auto& set : sets) owners += set.front().back();
+  EXPECT_EQ(owners, "1223111333121122222112312231233232322311322333123121322112212311");
+}
+
+TEST(placement_test, replica_sets_are_distinct_active_nodes_primary_first) {
+  for (std::uint32_t r = 1; r <= 3; ++r) {
+    auto map = map_of(id_sets()[0], 6, r);
+    map.nodes[0].state = node_state::draining;
+    map.nodes[1].state = node_state::joining;
+    const auto sets = placement(map);
+    ASSERT_EQ(sets.size(), k_partitions);
+    for (const auto& set : sets) {
+      ASSERT_EQ(set.size(), r);
+      EXPECT_EQ(std::set<node_id>(set.begin(), set.end()).size(), r);
+      for (const auto& id : set) {
+        EXPECT_NE(id, "node-1");
+        EXPECT_NE(id, "node-2");
+      }
+    }
+  }
+}
+
+TEST(placement_test, replicas_follow_the_clockwise_order_of_the_partition_point) {
+  const auto map = map_of(id_sets()[3], 9, 3);
+  const ring nodes_ring([&] {
+    std::vector<node_id> ids;
+    for (const auto& n : map.nodes) ids.push_back(n.id);
+    return ids;
+  }());
+  const auto sets = placement(map);
+  for (std::uint32_t p = 0; p < k_partitions; ++p) {
+    std::vector<node_id> clockwise;
+    for (const auto& hit : nodes_ring.walk(partition_point(partition_id{p}, k_partitions))) {
+      clockwise.push_back(nodes_ring.nodes()[hit.node]);
+    }
+    // The set is a subsequence of the clockwise order (full nodes skipped).
+    auto from = clockwise.begin();
+    for (const auto& id : sets[p]) {
+      from = std::find(from, clockwise.end(), id);
+      ASSERT_NE(from, clockwise.end()) << "partition " << p;
+    }
+  }
+}
+
+TEST(placement_test, fewer_active_nodes_than_replication_factor_gives_smaller_sets) {
+  const auto sets = placement(map_of(id_sets()[0], 2, 3));
+  for (const auto& set : sets) EXPECT_EQ(set.size(), 2u);
+}
+
+TEST(placement_test, no_active_node_gives_empty_sets) {
+  auto map = map_of(id_sets()[0], 3, 1);
+  for (auto& node : map.nodes) node.state = node_state::joining;
+  for (const auto& set : placement(map)) EXPECT_TRUE(set.empty());
+  EXPECT_EQ(owner(map, partition_id{0}), std::nullopt);
+}
+
+TEST(placement_test, single_node_owns_everything) {
+  const auto map = map_of(id_sets()[0], 1, 1);
+  for (std::uint32_t p = 0; p < k_partitions; ++p) EXPECT_EQ(owner(map, partition_id{p}), "node-1");
+}
+
+TEST(placement_test, owner_is_the_primary) {
+  const auto map = map_of(id_sets()[4], 7, 2);
+  const auto sets = placement(map);
+  for (std::uint32_t p = 0; p < k_partitions; ++p) EXPECT_EQ(owner(map, partition_id{p}), sets[p].front());
+}
+
+TEST(placement_test, override_replaces_only_its_partition) {
+  auto map = map_of(id_sets()[0], 5, 1);
+  const auto before = placement(map);
+  map.overrides[partition_id{9}] = {"node-5", "node-1"};
+  const auto after = placement(map);
+  EXPECT_EQ(after[9], (replica_set{"node-5", "node-1"}));
+  for (std::uint32_t p = 0; p < k_partitions; ++p) {
+    if (p != 9) {
+      EXPECT_EQ(after[p], before[p]) << "partition " << p;
+    }
+  }
+}
+
+TEST(placement_test, override_may_name_a_draining_node) {
+  auto map = map_of(id_sets()[0], 4, 1);
+  map.nodes[0].state = node_state::draining;
+  map.overrides[partition_id{0}] = {"node-1"};
+  EXPECT_EQ(owner(map, partition_id{0}), "node-1");
+}
+
+TEST(placement_test, draining_a_node_places_like_removing_it) {
+  for (std::size_t skip = 0; skip < 6; ++skip) {
+    auto drained = map_of(id_sets()[5], 6, 2);
+    drained.nodes[skip].state = node_state::draining;
+    EXPECT_EQ(placement(drained), placement(map_of(id_sets()[5], 6, 2, skip)));
+  }
+}
+
+TEST(placement_test, capacity_is_a_quarter_above_the_mean_but_never_below_it) {
+  EXPECT_EQ(node_capacity(64, 1, 1), 80u);
+  EXPECT_EQ(node_capacity(64, 1, 16), 5u);
+  EXPECT_EQ(node_capacity(64, 1, 14), 5u);  // floor(5.71)
+  EXPECT_EQ(node_capacity(64, 1, 13), 6u);  // floor(6.15)
+  EXPECT_EQ(node_capacity(64, 1, 64), 1u);
+  EXPECT_EQ(node_capacity(64, 1, 100), 1u);  // ceil(0.64): never below the mean
+  EXPECT_EQ(node_capacity(64, 2, 3), 53u);
+  EXPECT_EQ(node_capacity(4294967295u, 3, 2), 8053063678u);  // no 32-bit overflow
+}
+
+TEST(placement_test, more_nodes_than_partitions_places_one_replica_per_node_at_most) {
+  const auto map = map_of(id_sets()[2], 16, 1);
+  cluster_map small = map;
+  small.partition_count = 5;
+  const auto sets = placement(small);
+  ASSERT_EQ(sets.size(), 5u);
+  EXPECT_EQ(busiest(sets), 1u);
+}
+
+// Acceptance: the busiest node holds at most 1.3 x the mean P * R / N, for
+// N = 2..16, R = 1, 2, 3 and every id set.
+TEST(placement_test, busiest_node_holds_at_most_1_3_times_the_mean) {
+  for (const auto& ids : id_sets()) {
+    for (std::uint32_t r = 1; r <= 3; ++r) {
+      for (std::size_t n = std::max<std::size_t>(2, r); n <= k_max_nodes; ++n) {
+        const auto sets = placement(map_of(ids, n, r));
+        const double mean = double(k_partitions) * r / double(n);
+        EXPECT_LE(busiest(sets), 1.3 * mean) << ids[0] << " N=" << n << " R=" << r;
+        EXPECT_LE(busiest(sets), node_capacity(k_partitions, r, n));
+        EXPECT_EQ(replica_counts(sets).size(), n) << "every node holds something";
+      }
+    }
+  }
+}
+
+struct movement {
+  double worst_ratio = 0;  // moved partitions / (P / N), N the larger count
+  double ratio_sum = 0;
+  int cases = 0;
+};
+
+// Adds node N to the first N - 1 nodes, and removes each node of the first N
+// in turn, for every id set; measures the partitions whose set changed.
+movement measure_movement(std::uint32_t r, std::size_t n) {
+  movement m;
+  for (const auto& ids : id_sets()) {
+    const auto bigger_sets = placement(map_of(ids, n, r));
+    for (std::size_t skip = 0; skip <= n; ++skip) {
+      // skip == n: the smaller map is the first n - 1 nodes (node n added).
+      const auto smaller_sets = placement(skip == n ? map_of(ids, n - 1, r) : map_of(ids, n, r, skip));
+      const auto moves = diff(smaller_sets, bigger_sets);
+      const double ratio = double(moves.size()) / (double(k_partitions) / double(n));
+      m.worst_ratio = std::max(m.worst_ratio, ratio);
+      m.ratio_sum += ratio;
+      ++m.cases;
+      // Only partitions whose replica set changed are listed.
+      std::size_t changed = 0;
+      for (std::uint32_t p = 0; p < k_partitions; ++p) changed += smaller_sets[p] != bigger_sets[p];
+      EXPECT_EQ(moves.size(), changed);
+    }
+  }
+  return m;
+}
+
+// Bounded loads trade movement for balance: a node below its capacity takes
+// back partitions it had to turn away, so a change moves more than the
+// minimum. Measured worst cases (docs/cluster.md): 2.75 x P / N for R = 1,
+// 3.75 x P / N for R = 2; the mean over all cases stays below 1.5 x P / N
+// for R = 1.
+TEST(placement_test, one_node_change_moves_a_bounded_number_of_partitions) {
+  double ratio_sum = 0;
+  int cases = 0;
+  for (std::size_t n = 2; n <= k_max_nodes; ++n) {
+    const auto one = measure_movement(1, n);
+    EXPECT_LE(one.worst_ratio, 3.0) << "R=1 N=" << n;
+    ratio_sum += one.ratio_sum;
+    cases += one.cases;
+    const auto two = measure_movement(2, n);
+    EXPECT_LE(two.worst_ratio, 4.0) << "R=2 N=" << n;
+  }
+  EXPECT_LE(ratio_sum / cases, 1.5);
+}
+
+TEST(placement_test, added_node_takes_a_share_without_exceeding_capacity) {
+  for (const auto& ids : id_sets()) {
+    for (std::size_t n = 2; n <= k_max_nodes; ++n) {
+      const auto counts = replica_counts(placement(map_of(ids, n, 1)));
+      const auto it = counts.find(ids[n - 1]);
+      ASSERT_NE(it, counts.end()) << "N=" << n;
+      EXPECT_GE(it->second, 1u);
+      EXPECT_LE(it->second, node_capacity(k_partitions, 1, n));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace annal::cluster
