@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fmt/format.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -42,6 +44,25 @@ std::optional<cluster::node_entry> registration_from_json(const std::string& tex
   return node;
 }
 
+// Pins every partition whose replica set `after` would change to where it
+// is in `before`: no map change moves data by itself; a handoff moves the
+// partition and drops the pin (docs/cluster.md). Pins that agree with the
+// computed placement are dropped.
+void pin_moved_partitions(const cluster::cluster_map& before, cluster::cluster_map& after) {
+  const auto old_sets = cluster::placement(before);
+  const auto new_sets = cluster::placement(after);
+  for (std::uint32_t p = 0; p < before.partition_count; ++p) {
+    if (!old_sets[p].empty() && old_sets[p] != new_sets[p]) {
+      after.overrides[partition_id{p}] = old_sets[p];
+    }
+  }
+  auto unpinned = after;
+  unpinned.overrides.clear();
+  const auto computed = cluster::placement(unpinned);
+  std::erase_if(after.overrides,
+                [&](const auto& pin) { return computed[pin.first.value()] == pin.second; });
+}
+
 }  // namespace
 
 membership::membership(membership_options options, cluster::meta_store& store,
@@ -55,10 +76,12 @@ membership::membership(membership_options options, cluster::meta_store& store,
   empty->self_id = options_.node_id;
   router_ = std::make_unique<cluster_router>(
       std::move(empty), [this](std::function<void()> done) {
-        post([this, done = std::move(done)] {
-          refresh_map();
+        if (!post([this, done] {
+              refresh_map();
+              done();
+            })) {
           done();
-        });
+        }
       });
 }
 
@@ -106,13 +129,14 @@ bool membership::registered() const {
   return lease_ != 0;
 }
 
-void membership::post(std::function<void()> task) {
+bool membership::post(std::function<void()> task) {
   {
     std::lock_guard lock(mu_);
-    if (stopping_) return;
+    if (stopping_) return false;
     tasks_.push_back(std::move(task));
   }
   wake_.notify_all();
+  return true;
 }
 
 void membership::run() {
@@ -248,11 +272,7 @@ void membership::form_or_join() {
       spdlog::error("membership: cannot join: {}", joined.err().message);
       return;
     }
-    const auto before = cluster::placement(*map);
-    const auto after = cluster::placement(*joined);
-    for (std::uint32_t p = 0; p < map->partition_count; ++p) {
-      if (before[p] != after[p]) joined->overrides[partition_id{p}] = before[p];
-    }
+    pin_moved_partitions(*map, *joined);
     changed = std::move(*joined);
   } else if (it->address != self.address || it->http_address != self.http_address) {
     // Restarted with new addresses: the same placement, reachable anew.
@@ -388,6 +408,120 @@ std::optional<cluster::cluster_map> membership::load_persisted() const {
     return std::nullopt;
   }
   return std::move(*map);
+}
+
+void membership::change_map(map_edit edit, std::optional<std::uint64_t> expected_epoch,
+                            reply_fn<cluster::cluster_map> reply) {
+  auto shared_reply = std::make_shared<reply_fn<cluster::cluster_map>>(std::move(reply));
+  const bool queued = post([this, edit = std::move(edit), expected_epoch, shared_reply] {
+    auto& reply = *shared_reply;
+    auto current = store_.range(k_map_key);
+    if (!current) return reply(std::move(current).err());
+    if (current->kvs.empty()) {
+      return reply(error{errc::not_found, "no cluster map yet: the cluster is not formed"});
+    }
+    const auto& kv = current->kvs.front();
+    auto map = cluster::map_from_json(kv.value);
+    if (!map) return reply(std::move(map).err());
+    if (expected_epoch && *expected_epoch != map->epoch) {
+      return reply(error{errc::conflict, fmt::format("the cluster map is at epoch {}, not {}",
+                                                     map->epoch, *expected_epoch)});
+    }
+    auto edited = edit(*map);
+    if (!edited) return reply(std::move(edited).err());
+    pin_moved_partitions(*map, *edited);
+    auto cas = store_.txn({cluster::compare::mod_revision_is(k_map_key, cluster::compare::op::equal,
+                                                             kv.mod_revision)},
+                          {cluster::op::put(k_map_key, cluster::to_json(*edited))}, {});
+    if (!cas) return reply(std::move(cas).err());
+    if (!cas->succeeded) {
+      return reply(error{errc::conflict, fmt::format("the cluster map changed after epoch {} was "
+                                                     "read; read it again and retry",
+                                                     map->epoch)});
+    }
+    spdlog::info("membership: map changed to epoch {}", edited->epoch);
+    apply(*edited);
+    reply(std::move(*edited));
+  });
+  if (!queued) (*shared_reply)(error{errc::shutting_down, "the node is stopping"});
+}
+
+void membership::add_node(cluster::node_entry node, std::optional<std::uint64_t> expected_epoch,
+                          reply_fn<cluster::cluster_map> reply) {
+  change_map(
+      [node = std::move(node)](const cluster::cluster_map& map) mutable {
+        node.state = cluster::initial_state(map);
+        return cluster::add_node(map, node);
+      },
+      expected_epoch, std::move(reply));
+}
+
+void membership::drain_node(std::string id, std::optional<std::uint64_t> expected_epoch,
+                            reply_fn<cluster::cluster_map> reply) {
+  change_map(
+      [id = std::move(id)](const cluster::cluster_map& map) {
+        return cluster::set_node_state(map, id, cluster::node_state::draining);
+      },
+      expected_epoch, std::move(reply));
+}
+
+void membership::remove_node(std::string id, std::optional<std::uint64_t> expected_epoch,
+                             reply_fn<cluster::cluster_map> reply) {
+  change_map([id = std::move(id)](
+                 const cluster::cluster_map& map) { return cluster::remove_node(map, id); },
+             expected_epoch, std::move(reply));
+}
+
+void membership::status(reply_fn<cluster_status> reply) {
+  auto shared_reply = std::make_shared<reply_fn<cluster_status>>(std::move(reply));
+  if (!post([this, shared_reply] { (*shared_reply)(read_status()); })) {
+    (*shared_reply)(error{errc::shutting_down, "the node is stopping"});
+  }
+}
+
+cluster_status membership::read_status() {
+  cluster_status status;
+  status.self = options_.node_id;
+  // The store's map when it can be read, else the one applied here.
+  auto current = store_.range(k_map_key);
+  status.metadata_available = static_cast<bool>(current);
+  if (current && !current->kvs.empty()) {
+    if (auto map = cluster::map_from_json(current->kvs.front().value)) status.map = std::move(*map);
+  }
+  if (!status.map) status.map = current_map();
+  std::map<std::string, cluster::node_entry> registered;
+  if (auto nodes = store_.range(k_nodes_prefix, true)) {
+    for (const auto& kv : nodes->kvs) {
+      if (auto node = registration_from_json(kv.value)) registered[node->id] = *node;
+    }
+  }
+  if (status.map) {
+    status.placement = cluster::placement(*status.map);
+    auto natural_map = *status.map;
+    natural_map.overrides.clear();
+    const auto natural = cluster::placement(natural_map);
+    for (const auto& [p, pinned] : status.map->overrides) {
+      if (natural[p.value()] != pinned) status.pending_moves.push_back({p, pinned, natural[p.value()]});
+    }
+    for (const auto& entry : status.map->nodes) {
+      node_status node;
+      node.entry = entry;
+      node.in_map = true;
+      node.up = registered.count(entry.id) > 0;
+      std::uint32_t primaries = 0;
+      for (const auto& set : status.placement) primaries += !set.empty() && set.front() == entry.id;
+      node.partitions = primaries;
+      status.nodes.push_back(std::move(node));
+      registered.erase(entry.id);
+    }
+  }
+  for (auto& [id, entry] : registered) {
+    node_status node;
+    node.entry = std::move(entry);
+    node.up = true;
+    status.nodes.push_back(std::move(node));
+  }
+  return status;
 }
 
 }  // namespace annal::actors

@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "actors/cluster_admin.hpp"
 #include "actors/cluster_router.hpp"
 #include "actors/peer.hpp"
 #include "cluster/cluster_map.hpp"
@@ -44,14 +45,14 @@ inline constexpr const char* k_nodes_prefix = "/annal/nodes/";
 // serving what it owns while the metadata store is unreachable.
 //
 // Runs on its own thread (every metadata call blocks); never on a CAF worker.
-class membership {
+class membership final : public cluster_admin {
  public:
   // `local`: this node's own partitions; `make_peer`: a link to another node.
   using peer_factory = std::function<std::shared_ptr<peer>(const cluster::node_entry& node)>;
 
   membership(membership_options options, cluster::meta_store& store, request_handler& local,
              peer_factory make_peer);
-  ~membership();  // stop()
+  ~membership() override;  // stop()
 
   // The addresses this node registers (known once its servers listen).
   // Requires: before start().
@@ -72,6 +73,15 @@ class membership {
   // Waits until a map that names this node is applied. False on timeout.
   bool wait_until_serving(std::chrono::milliseconds timeout) const;
 
+  // cluster_admin: run on the membership thread.
+  void status(reply_fn<cluster_status> reply) override;
+  void add_node(cluster::node_entry node, std::optional<std::uint64_t> expected_epoch,
+                reply_fn<cluster::cluster_map> reply) override;
+  void drain_node(std::string id, std::optional<std::uint64_t> expected_epoch,
+                  reply_fn<cluster::cluster_map> reply) override;
+  void remove_node(std::string id, std::optional<std::uint64_t> expected_epoch,
+                   reply_fn<cluster::cluster_map> reply) override;
+
  private:
   void run();
   bool register_node();
@@ -82,7 +92,12 @@ class membership {
   void apply(const cluster::cluster_map& map);
   void persist(const cluster::cluster_map& map);
   std::optional<cluster::cluster_map> load_persisted() const;
-  void post(std::function<void()> task);
+  // Queues `task` for the membership thread; false once stopping.
+  bool post(std::function<void()> task);
+  using map_edit = std::function<result<cluster::cluster_map>(const cluster::cluster_map&)>;
+  void change_map(map_edit edit, std::optional<std::uint64_t> expected_epoch,
+                  reply_fn<cluster::cluster_map> reply);
+  cluster_status read_status();
 
   membership_options options_;
   cluster::meta_store& store_;

@@ -9,6 +9,7 @@
 
 #include "bench/load_generator.hpp"
 #include "cli/address.hpp"
+#include "cli/admin_commands.hpp"
 #include "cli/check_command.hpp"
 #include "cli/client_commands.hpp"
 #include "cli/server_command.hpp"
@@ -158,6 +159,42 @@ int main(int argc, char** argv) {
 
   std::string check_dir;
   bool check_json = false;
+  // Admin commands (the admin HTTP API of any node).
+  cli::admin_flags admin;
+  auto add_admin_flags = [&](CLI::App* cmd, bool change) {
+    cmd->add_option("--admin", admin.admin, "Any node's HTTP address HOST:PORT")
+        ->capture_default_str();
+    cmd->add_flag("--json", admin.json, "Print the API's JSON");
+    if (change) {
+      cmd->add_option("--expected-epoch", admin.expected_epoch,
+                      "Fail with conflict unless the cluster map is at this epoch");
+    }
+  };
+  auto* cluster_cmd = app.add_subcommand("cluster", "Cluster-wide views");
+  cluster_cmd->require_subcommand(1);
+  auto* cluster_status_cmd = cluster_cmd->add_subcommand(
+      "status", "Epoch, nodes (up/down), partition owners, handoffs pending");
+  add_admin_flags(cluster_status_cmd, false);
+  auto* node_cmd = app.add_subcommand("node", "Cluster membership");
+  node_cmd->require_subcommand(1);
+  auto* node_ls_cmd = node_cmd->add_subcommand("ls", "List the nodes");
+  add_admin_flags(node_ls_cmd, false);
+  std::string node_id, node_address, node_http;
+  auto* node_add_cmd = node_cmd->add_subcommand("add", "Add a node to the cluster map");
+  node_add_cmd->add_option("id", node_id, "Node id")->required();
+  node_add_cmd->add_option("address", node_address, "Its binary protocol address HOST:PORT")
+      ->required();
+  node_add_cmd->add_option("--node-http", node_http, "Its HTTP address HOST:PORT");
+  add_admin_flags(node_add_cmd, true);
+  auto* node_drain_cmd =
+      node_cmd->add_subcommand("drain", "Move a node's partitions away before removing it");
+  node_drain_cmd->add_option("id", node_id, "Node id")->required();
+  add_admin_flags(node_drain_cmd, true);
+  auto* node_remove_cmd =
+      node_cmd->add_subcommand("remove", "Remove a node that holds no partition");
+  node_remove_cmd->add_option("id", node_id, "Node id")->required();
+  add_admin_flags(node_remove_cmd, true);
+
   auto* check_cmd = app.add_subcommand("check", "Verify a data directory offline");
   check_cmd->add_option("dir", check_dir, "Data directory")->required();
   check_cmd->add_flag("--json", check_json, "Print a JSON report");
@@ -211,6 +248,11 @@ int main(int argc, char** argv) {
   if (*meta_cmd) return cli::run_meta(connection, meta);
   if (*snapshot_cmd) return cli::run_snapshot(connection, snapshot);
   if (*check_cmd) return cli::run_check(check_dir, check_json);
+  if (*cluster_status_cmd) return cli::cluster_status(admin);
+  if (*node_ls_cmd) return cli::node_list(admin);
+  if (*node_add_cmd) return cli::node_add(admin, node_id, node_address, node_http);
+  if (*node_drain_cmd) return cli::node_drain(admin, node_id);
+  if (*node_remove_cmd) return cli::node_remove(admin, node_id);
   if (*bench_cmd) {
     const auto address = cli::parse_host_port(target);
     if (!address || address->port == 0) {

@@ -104,6 +104,7 @@ int run_server(const server_options& options) {
 
   net::http_server_options http_options;
   http_options.node_id = options.node.node_id;
+  http_options.admin = &membership;
   net::http_server http(io, handler, node->metrics(), http_options);
 
   auto binary_endpoint = binary.listen(listen_at->host, listen_at->port);

@@ -19,7 +19,7 @@ const json* field(const json& obj, const char* key) {
   return it == obj.end() ? nullptr : &*it;
 }
 
-// Reads an unsigned integer field no larger than `max`.
+// Reads an unsigned integer field that fits in T.
 template <class T>
 engine::status read_unsigned(const json& obj, const char* key, const std::string& where, bool required,
                              T& out) {

@@ -39,7 +39,7 @@ struct ring_hit {
 // on their order.
 class ring {
  public:
-  // Duplicated ids are kept once.
+  // Duplicated ids are kept once. Requires: tokens_per_node > 0.
   explicit ring(std::vector<node_id> nodes, std::uint32_t tokens_per_node = k_tokens_per_node);
 
   // The nodes, sorted by id; ring_hit::node indexes this vector.

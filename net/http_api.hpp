@@ -15,6 +15,10 @@
 // request (method, raw path, raw query, body) to the request_handler and
 // turns its reply into status + JSON. http_server feeds it from RESTinio;
 // docs/http-api.md is the user-facing description.
+namespace annal::actors {
+class cluster_admin;
+}
+
 namespace annal::net {
 
 struct http_server_options {
@@ -23,6 +27,8 @@ struct http_server_options {
   std::size_t max_batch_events = 10000;    // more events in one append: 413 batch_too_large
   std::size_t default_page_size = 100;     // read limit when none is given
   std::size_t max_page_size = 10000;       // larger limits are clamped to this
+  // Serves /admin/* when set (net/admin_api.hpp); must outlive the server.
+  actors::cluster_admin* admin = nullptr;
 };
 
 struct http_request {

@@ -8,6 +8,8 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "client/client.hpp"
 #include "cluster/map_codec.hpp"
 #include "cluster/placement.hpp"
@@ -207,6 +209,113 @@ TEST_F(cluster_test, a_killed_node_costs_only_its_partitions_until_it_restarts) 
     ASSERT_FALSE(page->events.empty());
     EXPECT_EQ(page->events[0].type, "Before");
     EXPECT_EQ(page->events.size(), owner[p] == "b" ? 1u : 2u) << "partition " << p;
+  }
+}
+
+// The admin API of node `id` through the CLI.
+command_result admin(const std::string& via_node, std::vector<std::string> args,
+                     const std::map<std::string, std::unique_ptr<node_process>>& nodes) {
+  args.push_back("--admin");
+  args.push_back("127.0.0.1:" + std::to_string(nodes.at(via_node)->http_port()));
+  return run_annal(args);
+}
+
+TEST_F(cluster_test, status_and_membership_changes_through_the_admin_api) {
+  auto status = admin("c", {"cluster", "status", "--json"}, nodes_);
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  auto json = nlohmann::json::parse(status.out);
+  const auto epoch = json["epoch"].get<std::uint64_t>();
+  EXPECT_EQ(json["partitionCount"], k_partitions);
+  ASSERT_EQ(json["nodes"].size(), 3u);
+  std::uint32_t held = 0;
+  for (const auto& node : json["nodes"]) {
+    EXPECT_TRUE(node["up"].get<bool>()) << node.dump();
+    EXPECT_EQ(node["state"], "active");
+    held += node["partitions"].get<std::uint32_t>();
+  }
+  EXPECT_EQ(held, k_partitions);
+  EXPECT_TRUE(json["handoffs"].empty());
+
+  // Two changes at the same moment through two nodes, both made against the
+  // same epoch: exactly one wins, the other gets a typed conflict.
+  const auto at = std::to_string(epoch);
+  command_result first, second;
+  std::thread t1([&] {
+    first = admin("a", {"node", "add", "d", "127.0.0.1:1", "--expected-epoch", at}, nodes_);
+  });
+  std::thread t2([&] {
+    second = admin("b", {"node", "add", "e", "127.0.0.1:2", "--expected-epoch", at}, nodes_);
+  });
+  t1.join();
+  t2.join();
+  ASSERT_EQ((first.exit_code == 0) + (second.exit_code == 0), 1)
+      << first.out << first.err << second.out << second.err;
+  const auto& loser = first.exit_code == 0 ? second : first;
+  EXPECT_NE(loser.err.find("annal: conflict:"), std::string::npos) << loser.err;
+  const std::string added = first.exit_code == 0 ? "d" : "e";
+
+  // Every node applies the winner's map; none holds another map at that epoch.
+  for (const char* id : {"a", "b", "c"}) {
+    ASSERT_TRUE(eventually([&] {
+      std::ifstream in(dir_.path() + "/" + id + "/cluster-map.json");
+      std::stringstream text;
+      text << in.rdbuf();
+      auto map = cluster::map_from_json(text.str());
+      return map && map->epoch == epoch + 1 && map->find(added) != nullptr;
+    })) << id;
+  }
+
+  // The new node is not running: no partition moved to it (a move needs a
+  // handoff), so every stream stays readable.
+  ASSERT_TRUE(via("a").append(append_of(stream_in(0, 5), engine::expected_version::any(),
+                                        {event("After", "{}")})));
+  auto removed_early = admin("a", {"node", "remove", added}, nodes_);
+  EXPECT_EQ(removed_early.exit_code, 1);
+  EXPECT_NE(removed_early.err.find("annal: invalid_argument:"), std::string::npos)
+      << removed_early.err;
+  auto drained = admin("b", {"node", "drain", added}, nodes_);
+  ASSERT_EQ(drained.exit_code, 0) << drained.err;
+  auto removed = admin("c", {"node", "remove", added}, nodes_);
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
+  auto unknown = admin("c", {"node", "remove", "nobody"}, nodes_);
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("annal: not_found:"), std::string::npos) << unknown.err;
+
+  auto listed = admin("a", {"node", "ls", "--json"}, nodes_);
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(nlohmann::json::parse(listed.out)["nodes"].size(), 3u) << listed.out;
+}
+
+TEST_F(cluster_test, without_etcd_nodes_serve_and_membership_changes_fail_typed) {
+  etcd_.stop();
+  // Reads and writes of every partition keep working, proxied or local.
+  for (std::uint32_t p = 0; p < k_partitions; ++p) {
+    const auto stream = stream_in(p, 6);
+    auto r = via("b").append(append_of(stream, engine::expected_version::any(),
+                                       {event("Offline", "{}")}));
+    ASSERT_TRUE(r) << "partition " << p << ": " << r.err().message;
+    auto page = via("c").read({stream, stream_version{0}, false, 10});
+    ASSERT_TRUE(page) << page.err().message;
+    EXPECT_EQ(page->events.size(), 1u);
+  }
+  auto change = admin("a", {"node", "add", "f", "127.0.0.1:3"}, nodes_);
+  EXPECT_EQ(change.exit_code, 1);
+  EXPECT_NE(change.err.find("annal: metadata_unavailable:"), std::string::npos) << change.err;
+  auto status = admin("a", {"cluster", "status", "--json"}, nodes_);
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_FALSE(nlohmann::json::parse(status.out)["metadataAvailable"].get<bool>());
+
+  etcd_.restart();
+  command_result resumed;
+  ASSERT_TRUE(eventually([&] {
+    resumed = admin("a", {"node", "add", "f", "127.0.0.1:3"}, nodes_);
+    return resumed.exit_code == 0;
+  })) << resumed.err;
+  for (const char* id : {"a", "b", "c"}) {
+    ASSERT_TRUE(eventually([&] {
+      auto s = admin(id, {"node", "ls", "--json"}, nodes_);
+      return s.exit_code == 0 && nlohmann::json::parse(s.out)["nodes"].size() == 4u;
+    })) << id;
   }
 }
 
