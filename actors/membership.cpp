@@ -154,8 +154,10 @@ void membership::run() {
     for (auto& task : tasks) task();
 
     const auto now = steady::now();
-    if (now >= next_attempt && (!registered() || !formed_)) {
-      if (registered() || register_node()) form_or_join();
+    if (now >= next_attempt) {
+      if (!registered() || !formed_) {
+        if (registered() || register_node()) form_or_join();
+      }
       next_attempt = now + std::chrono::milliseconds(500);
     }
     if (registered() && now >= next_keep_alive) {
