@@ -8,6 +8,8 @@
 #include <sstream>
 #include <thread>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "client/client.hpp"
@@ -316,6 +318,31 @@ TEST_F(cluster_test, without_etcd_nodes_serve_and_membership_changes_fail_typed)
       auto s = admin(id, {"node", "ls", "--json"}, nodes_);
       return s.exit_code == 0 && nlohmann::json::parse(s.out)["nodes"].size() == 4u;
     })) << id;
+  }
+}
+
+// CPU seconds (user + system) process `pid` has used.
+double cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(text.substr(text.rfind(')') + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+TEST_F(cluster_test, idle_nodes_do_not_burn_cpu) {
+  // A measurement over an interval, not a wait: a node that spins uses about
+  // a core (2 s here); an idle one, lease keep-alives and timers only.
+  std::map<std::string, double> before;
+  for (const auto& [id, node] : nodes_) before[id] = cpu_seconds(node->pid());
+  std::this_thread::sleep_for(2s);
+  for (const auto& [id, node] : nodes_) {
+    EXPECT_LT(cpu_seconds(node->pid()) - before[id], 0.5) << id;
   }
 }
 
