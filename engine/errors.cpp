@@ -50,6 +50,7 @@ const char* errc_name(errc e) {
     case errc::node_unavailable: return "node_unavailable";
     case errc::conflict: return "conflict";
     case errc::metadata_unavailable: return "metadata_unavailable";
+    case errc::full_copy_needed: return "full_copy_needed";
   }
   return "unknown";
 }

@@ -49,7 +49,10 @@ enum class errc {
   node_unavailable,      // the node owning the partition cannot be reached
   conflict,              // a compare-and-swap lost: someone else changed it first
   metadata_unavailable,  // the metadata store (etcd) cannot be reached
-  last_errc = metadata_unavailable,
+  // Replication.
+  full_copy_needed,  // shipping from an lsn the source no longer holds (retention
+                     // removed it): the copy must start from whole segments
+  last_errc = full_copy_needed,
 };
 
 // The errc whose errc_name() is `name`; nullopt for a name we do not know.

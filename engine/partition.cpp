@@ -6,8 +6,11 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <string>
+#include <unordered_map>
 
 #include "engine/checkpoint.hpp"
+#include "engine/crc32c.hpp"
 #include "engine/partitioning.hpp"
 
 namespace annal::engine {
@@ -571,6 +574,228 @@ result<std::vector<record_ref>> partition::read_log(lsn from, std::size_t max_by
   return records;
 }
 
+// ------------------------------------------------------------- shipping
+
+result<shipped_batch> partition::ship_from(lsn from, std::size_t max_bytes) {
+  if (from > log_->end()) {
+    return error{errc::invalid_argument,
+                 fmt::format("partition {}: cannot ship from lsn {}: the log ends at lsn {}",
+                             id_.value(), from.value(), log_->end().value())};
+  }
+  if (from > visible_end_) {
+    return error{errc::invalid_argument,
+                 fmt::format("partition {}: cannot ship from lsn {}: records are durable only "
+                             "up to lsn {}",
+                             id_.value(), from.value(), visible_end_.value())};
+  }
+  shipped_batch batch;
+  batch.from = from;
+  batch.next = from;
+  batch.source_end = visible_end_;
+  if (from == visible_end_) return batch;
+
+  // The copy needs every record from `from` on. Retention removes whole
+  // sealed segments, possibly in the middle of the log: if it removed any
+  // range at or after `from`, the records there are gone and only a copy of
+  // whole segments (with the checkpoint that no longer lists them) can help.
+  // Said up front, so that a copy does not stall half way.
+  const auto& segments = log_->segments();
+  auto it = std::upper_bound(segments.begin(), segments.end(), from,
+                             [](lsn v, const partition_log::segment_info& s) {
+                               return v < s.base;
+                             });
+  auto full_copy = [&](std::uint64_t removed_from, std::uint64_t removed_to) {
+    return error{errc::full_copy_needed,
+                 fmt::format("partition {}: cannot ship from lsn {}: retention removed lsns "
+                             "[{}, {}); a full copy is needed",
+                             id_.value(), from.value(), removed_from, removed_to)};
+  };
+  if (it == segments.begin()) {
+    return full_copy(from.value(), segments.empty() ? log_->end().value()
+                                                    : segments.front().base.value());
+  }
+  for (--it; it + 1 != segments.end(); ++it) {
+    const std::uint64_t end = it->base.value() + it->bytes;
+    if (end != (it + 1)->base.value()) {
+      return full_copy(std::max(end, from.value()), (it + 1)->base.value());
+    }
+  }
+
+  auto records = log_->read_from(from, max_bytes);
+  if (!records) return records.err();
+  for (const auto& r : *records) {
+    if (r.end() > visible_end_) break;
+    if (!batch.bytes.empty() && batch.bytes.size() + r.frame.size() > max_bytes) break;
+    if (r.header.position != batch.next) {
+      return error{errc::corruption,
+                   fmt::format("partition {}: record at lsn {} follows lsn {} while shipping",
+                               id_.value(), r.header.position.value(), batch.next.value())};
+    }
+    batch.bytes.insert(batch.bytes.end(), r.frame.begin(), r.frame.end());
+    batch.next = r.end();
+  }
+  batch.crc = crc32c(batch.bytes);
+  return batch;
+}
+
+status partition::check_shipped_payloads(
+    std::span<const log_format::parsed_frame> frames) const {
+  // The next version of each stream the batch appends to, as apply() would
+  // leave it.
+  std::unordered_map<std::string, std::uint64_t> next_versions;
+  auto next_version_of = [&](std::string_view stream) -> std::uint64_t& {
+    auto [at, inserted] = next_versions.try_emplace(std::string(stream), 0);
+    if (inserted) {
+      const stream_entry* entry = index_.find(stream);
+      at->second = entry ? entry->next_version : 0;
+    }
+    return at->second;
+  };
+  for (const auto& frame : frames) {
+    const lsn position = frame.header.position;
+    auto bad = [&](std::string what) {
+      return error{errc::corruption,
+                   fmt::format("partition {}: shipped record at lsn {}: {}", id_.value(),
+                               position.value(), what)};
+    };
+    // Reads every field apply() reads, so that apply() cannot fail half way.
+    auto s = guard_decode(
+        [&] {
+          record_reader reader(frame.payload);
+          switch (frame.header.type) {
+            case log_format::record_type::append_batch: {
+              auto batch = reader.append_batch();
+              const auto stream = to_view(batch.getStreamId());
+              if (!valid_stream_id(stream)) throw bad("invalid stream id");
+              auto events = batch.getEvents();
+              if (events.size() == 0 || events.size() > k_format_max_batch_events) {
+                throw bad(fmt::format("{} events in one record", events.size()));
+              }
+              std::uint64_t& next = next_version_of(stream);
+              if (batch.getFirstVersion() != next) {
+                throw bad(fmt::format("appends version {} to stream '{}' which is at {}",
+                                      batch.getFirstVersion(), stream, next));
+              }
+              for (auto e : events) (void)id_of(e);
+              (void)batch.getTimestampUs();
+              next += events.size();
+              break;
+            }
+            case log_format::record_type::stream_metadata: {
+              auto m = reader.stream_metadata();
+              if (!valid_stream_id(to_view(m.getStreamId()))) throw bad("invalid stream id");
+              (void)m.getMaxCount();
+              (void)m.getMaxAgeSeconds();
+              (void)m.getTruncateBefore();
+              (void)m.getDeleted();
+              (void)m.getTombstoned();
+              (void)m.getTimestampUs();
+              break;
+            }
+            case log_format::record_type::snapshot: {
+              auto snap = reader.snapshot();
+              if (!valid_stream_id(to_view(snap.getStreamId()))) throw bad("invalid stream id");
+              (void)snap.getVersion();
+              (void)snap.getTimestampUs();
+              break;
+            }
+            default:
+              break;  // an ignorable future type
+          }
+        },
+        dir_);
+    if (!s) return s;
+  }
+  return {};
+}
+
+result<shipped_write> partition::apply_shipped(const shipped_batch& batch) {
+  if (batch.from != log_->end()) {
+    return error{errc::lsn_gap,
+                 fmt::format("partition {}: shipped batch starts at lsn {} but the copy ends at "
+                             "lsn {}",
+                             id_.value(), batch.from.value(), log_->end().value())};
+  }
+  if (crc32c(batch.bytes) != batch.crc) {
+    return error{errc::checksum_mismatch,
+                 fmt::format("partition {}: shipped batch from lsn {} ({} bytes) fails its "
+                             "checksum",
+                             id_.value(), batch.from.value(), batch.bytes.size())};
+  }
+  if (batch.next < batch.from || batch.next.value() - batch.from.value() != batch.bytes.size()) {
+    return error{errc::corruption,
+                 fmt::format("partition {}: shipped batch claims lsns [{}, {}) but holds {} "
+                             "bytes",
+                             id_.value(), batch.from.value(), batch.next.value(),
+                             batch.bytes.size())};
+  }
+  if (batch.bytes.empty()) return shipped_write{log_->end(), node_log_position{0}};
+
+  // Payloads are read in place and must be 8-byte aligned; a batch that
+  // came off the wire may not be.
+  std::span<const std::byte> bytes(batch.bytes);
+  std::vector<std::uint64_t> aligned;
+  if (reinterpret_cast<std::uintptr_t>(bytes.data()) % log_format::k_alignment != 0) {
+    aligned.resize((bytes.size() + 7) / 8);
+    std::memcpy(aligned.data(), bytes.data(), bytes.size());
+    bytes = std::span<const std::byte>(reinterpret_cast<const std::byte*>(aligned.data()),
+                                       bytes.size());
+  }
+
+  // Check everything before changing anything.
+  std::vector<log_format::parsed_frame> frames;
+  for (std::size_t offset = 0; offset < bytes.size();) {
+    const lsn expected{batch.from.value() + offset};
+    auto parsed = log_format::parse_frame(bytes.subspan(offset));
+    if (parsed.status != log_format::frame_status::ok) {
+      const bool crc = parsed.status == log_format::frame_status::checksum_mismatch;
+      return error{crc ? errc::checksum_mismatch : errc::corruption,
+                   fmt::format("partition {}: shipped record at lsn {}: {}", id_.value(),
+                               expected.value(),
+                               parsed.status == log_format::frame_status::incomplete
+                                   ? "truncated record"
+                                   : log_format::frame_status_name(parsed.status))};
+    }
+    if (parsed.header.position != expected) {
+      return error{errc::lsn_gap,
+                   fmt::format("partition {}: shipped record at lsn {} claims lsn {}: records "
+                               "are not contiguous",
+                               id_.value(), expected.value(), parsed.header.position.value())};
+    }
+    if (parsed.header.partition != id_) {
+      return error{errc::corruption,
+                   fmt::format("partition {}: shipped record at lsn {} claims partition {} "
+                               "lsn {}",
+                               id_.value(), expected.value(), parsed.header.partition.value(),
+                               parsed.header.position.value())};
+    }
+    offset += parsed.header.frame_size();
+    frames.push_back(parsed);
+  }
+  if (auto s = check_shipped_payloads(frames); !s) return s.err();
+
+  // One node-log append for the whole batch: its frames are node-log records
+  // as they are, and recovery replays them like appended ones.
+  node_log_position ticket{0};
+  if (wal_) {
+    auto appended = wal_->append(bytes);
+    if (!appended) return appended.err();
+    ticket = *appended;
+  }
+  // Past this point only an I/O failure can stop us; it is sticky (the
+  // partition log refuses all later writes) and a restart recovers from the
+  // node log, which holds the whole batch.
+  for (const auto& frame : frames) {
+    const auto whole = bytes.subspan(
+        static_cast<std::size_t>(frame.header.position.value() - batch.from.value()),
+        frame.header.frame_size());
+    if (auto s = log_->append(whole); !s) return s.err();
+    if (auto s = apply(frame.header, frame.payload, true); !s) return s.err();
+  }
+  pending_.push_back({log_->end(), ticket});
+  return shipped_write{log_->end(), ticket};
+}
+
 // ------------------------------------------------------------- recovery
 
 status partition::replay(std::span<const std::byte> frame, const std::string& file,
@@ -589,7 +814,7 @@ status partition::replay(std::span<const std::byte> frame, const std::string& fi
 }
 
 status partition::apply(const log_format::record_header& header,
-                        std::span<const std::byte> payload) {
+                        std::span<const std::byte> payload, bool hide_from_reads) {
   const lsn position = header.position;
   return guard_decode(
       [&] {
@@ -605,6 +830,7 @@ status partition::apply(const log_format::record_header& header,
                                       id_.value(), position.value(), batch.getFirstVersion(),
                                       entry.id, entry.next_version)};
             }
+            if (hide_from_reads && entry.deleted) hide_change(entry);
             const std::uint32_t number = index_.number_of(entry);
             auto events = batch.getEvents();
             for (std::uint32_t i = 0; i < events.size(); ++i) {
@@ -619,6 +845,7 @@ status partition::apply(const log_format::record_header& header,
           case log_format::record_type::stream_metadata: {
             auto m = reader.stream_metadata();
             auto& entry = index_.get_or_create(to_view(m.getStreamId()));
+            if (hide_from_reads) hide_change(entry);
             entry.metadata = {m.getMaxCount(), m.getMaxAgeSeconds(), m.getTruncateBefore()};
             entry.deleted = m.getDeleted();
             entry.tombstoned = m.getTombstoned();
@@ -631,6 +858,7 @@ status partition::apply(const log_format::record_header& header,
           case log_format::record_type::snapshot: {
             auto snap = reader.snapshot();
             auto& entry = index_.get_or_create(to_view(snap.getStreamId()));
+            if (hide_from_reads) hide_change(entry);
             entry.snapshot = snapshot_ref{stream_version{snap.getVersion()}, position};
             last_timestamp_ = std::max(last_timestamp_, snap.getTimestampUs());
             break;

@@ -16,6 +16,7 @@
 #include "engine/node_log.hpp"
 #include "engine/partition_log.hpp"
 #include "engine/record_codec.hpp"
+#include "engine/shipped_batch.hpp"
 #include "engine/stream_index.hpp"
 #include "engine/types.hpp"
 
@@ -127,6 +128,29 @@ class partition {
   // records are returned.
   result<std::vector<record_ref>> read_log(lsn from, std::size_t max_bytes);
 
+  // Log shipping, source side: the committed records from `from` as their
+  // exact frames, at most `max_bytes` of them (but at least one record when
+  // there is one, however large). Only records visible to reads (acknowledged
+  // by the node log) are shipped, so a copy never holds what this partition
+  // could lose. `from == visible_end()` gives an empty batch.
+  // Requires: `from` is a record boundary (a copy's end() is one).
+  // Errors: invalid_argument when `from` is past end() or not yet durable;
+  // full_copy_needed when retention removed records at or after `from`.
+  result<shipped_batch> ship_from(lsn from, std::size_t max_bytes);
+  // Log shipping, copy side: checks `batch` whole (batch CRC, then every
+  // frame's header, CRC, partition and lsn, then that every payload decodes
+  // and continues its stream's versions), and only then writes the same
+  // bytes at the same lsns through the node log and the partition log and
+  // applies them to the index, as append does. On any error nothing is
+  // written or applied. Visibility and durability are those of an append:
+  // see shipped_write::durable_after.
+  // Errors: lsn_gap when batch.from != end() (both lsns in the message) or
+  // the records' lsns do not follow each other; checksum_mismatch for a bad
+  // batch or record CRC; corruption for a truncated or malformed record, a
+  // record of another partition, or a payload that does not apply; io_error
+  // (sticky) when a write fails.
+  result<shipped_write> apply_shipped(const shipped_batch& batch);
+
   // The node log has made everything below `durable` durable: writes whose
   // durable_after <= durable become visible to reads.
   void advance_durable(node_log_position durable);
@@ -173,8 +197,15 @@ class partition {
   timestamp_us next_timestamp();
   // Writes a sealed frame to both logs and applies it to the index.
   result<write_result> write_frame(std::span<const std::byte> frame);
-  // Applies a checked record to the index.
-  status apply(const log_format::record_header& header, std::span<const std::byte> payload);
+  // Applies a checked record to the index. With `hide_from_reads` (live
+  // writes, as opposed to recovery) metadata, delete, revive and snapshot
+  // changes stay hidden from reads until the record is durable; the record
+  // must then be the last one in the partition log.
+  status apply(const log_format::record_header& header, std::span<const std::byte> payload,
+               bool hide_from_reads = false);
+  // Checks that the frames of a shipped batch decode and would apply in order
+  // (stream versions continue) without changing anything.
+  status check_shipped_payloads(std::span<const log_format::parsed_frame> frames) const;
   node_log_position ticket_for(lsn record) const;
 
   // What reads see of a stream's metadata, deletion and snapshot.

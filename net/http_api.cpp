@@ -58,6 +58,7 @@ int http_status(errc code) {
   switch (code) {
     case errc::ok: return 200;
     case errc::wrong_expected_version:
+    case errc::full_copy_needed:
     case errc::conflict:
     case errc::idempotency_conflict: return 409;
     case errc::stream_not_found:
