@@ -13,8 +13,8 @@ namespace annal::actors {
 // One node as an operator sees it.
 struct node_status {
   cluster::node_entry entry;
-  bool in_map = false;      // false: registered, not (yet) in the map
-  bool up = false;          // holds a live lease in the metadata store
+  bool in_map = false;           // false: registered, not (yet) in the map
+  bool up = false;               // holds a live lease in the metadata store
   std::uint32_t partitions = 0;  // primaries it holds in the current placement
 };
 
@@ -27,7 +27,7 @@ struct pending_move {
 };
 
 struct cluster_status {
-  std::string self;                       // the node that answered
+  std::string self;                         // the node that answered
   std::optional<cluster::cluster_map> map;  // nullopt: no cluster formed yet
   std::vector<cluster::replica_set> placement;
   std::vector<node_status> nodes;

@@ -1,17 +1,15 @@
 #include "actors/membership.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <fmt/format.h>
-
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cluster/map_codec.hpp"
 #include "cluster/placement.hpp"
@@ -25,7 +23,8 @@ std::string map_file(const std::string& data_dir) { return data_dir + "/cluster-
 
 // The value of /annal/nodes/<id>: {"id", "address", "httpAddress"}.
 std::string registration_json(const cluster::node_entry& node) {
-  return nlohmann::json{{"id", node.id}, {"address", node.address}, {"httpAddress", node.http_address}}
+  return nlohmann::json{
+      {"id", node.id}, {"address", node.address}, {"httpAddress", node.http_address}}
       .dump();
 }
 
@@ -67,22 +66,18 @@ void pin_moved_partitions(const cluster::cluster_map& before, cluster::cluster_m
 
 membership::membership(membership_options options, cluster::meta_store& store,
                        request_handler& local, peer_factory make_peer)
-    : options_(std::move(options)),
-      store_(store),
-      local_(local),
-      make_peer_(std::move(make_peer)) {
+    : options_(std::move(options)), store_(store), local_(local), make_peer_(std::move(make_peer)) {
   auto empty = std::make_shared<routing_table>();
   empty->partition_count = options_.partition_count;
   empty->self_id = options_.node_id;
-  router_ = std::make_unique<cluster_router>(
-      std::move(empty), [this](std::function<void()> done) {
-        if (!post([this, done] {
-              refresh_map();
-              done();
-            })) {
+  router_ = std::make_unique<cluster_router>(std::move(empty), [this](std::function<void()> done) {
+    post(
+        [this, done] {
+          refresh_map();
           done();
-        }
-      });
+        },
+        done);
+  });
 }
 
 membership::~membership() { stop(); }
@@ -103,6 +98,15 @@ void membership::stop() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  // What was queued and never run still owes its callers an answer.
+  std::deque<task> cancelled;
+  {
+    std::lock_guard lock(mu_);
+    cancelled.swap(tasks_);
+  }
+  for (auto& t : cancelled) {
+    if (t.cancel) t.cancel();
+  }
   for (auto& [id, p] : peers_) p->close();
 }
 
@@ -114,8 +118,9 @@ void membership::set_addresses(std::string address, std::string http_address) {
 bool membership::wait_until_serving(std::chrono::milliseconds timeout) const {
   std::unique_lock lock(mu_);
   return applied_.wait_for(lock, timeout, [&] {
-    return map_ && std::any_of(map_->nodes.begin(), map_->nodes.end(),
-                               [&](const cluster::node_entry& n) { return n.id == options_.node_id; });
+    return map_ &&
+           std::any_of(map_->nodes.begin(), map_->nodes.end(),
+                       [&](const cluster::node_entry& n) { return n.id == options_.node_id; });
   });
 }
 
@@ -129,21 +134,23 @@ bool membership::registered() const {
   return lease_ != 0;
 }
 
-bool membership::post(std::function<void()> task) {
+void membership::post(std::function<void()> run, std::function<void()> cancel) {
   {
     std::lock_guard lock(mu_);
-    if (stopping_) return false;
-    tasks_.push_back(std::move(task));
+    if (!stopping_) {
+      tasks_.push_back({std::move(run), std::move(cancel)});
+      wake_.notify_all();
+      return;
+    }
   }
-  wake_.notify_all();
-  return true;
+  if (cancel) cancel();
 }
 
 void membership::run() {
   auto next_keep_alive = steady::now();
   auto next_attempt = steady::now();
   while (true) {
-    std::deque<std::function<void()>> tasks;
+    std::deque<task> tasks;
     {
       std::unique_lock lock(mu_);
       const auto until = std::min(next_keep_alive, next_attempt);
@@ -151,7 +158,7 @@ void membership::run() {
       if (stopping_) break;
       tasks.swap(tasks_);
     }
-    for (auto& task : tasks) task();
+    for (auto& t : tasks) t.run();
 
     const auto now = steady::now();
     if (now >= next_attempt) {
@@ -177,8 +184,7 @@ void membership::run() {
 bool membership::register_node() {
   auto lease = store_.lease_grant(options_.lease_ttl);
   if (!lease) {
-    spdlog::warn("membership: cannot register node {}: {}", options_.node_id,
-                 lease.err().message);
+    spdlog::warn("membership: cannot register node {}: {}", options_.node_id, lease.err().message);
     return false;
   }
   cluster::node_entry self;
@@ -415,37 +421,42 @@ std::optional<cluster::cluster_map> membership::load_persisted() const {
 void membership::change_map(map_edit edit, std::optional<std::uint64_t> expected_epoch,
                             reply_fn<cluster::cluster_map> reply) {
   auto shared_reply = std::make_shared<reply_fn<cluster::cluster_map>>(std::move(reply));
-  const bool queued = post([this, edit = std::move(edit), expected_epoch, shared_reply] {
-    auto& reply = *shared_reply;
-    auto current = store_.range(k_map_key);
-    if (!current) return reply(std::move(current).err());
-    if (current->kvs.empty()) {
-      return reply(error{errc::not_found, "no cluster map yet: the cluster is not formed"});
-    }
-    const auto& kv = current->kvs.front();
-    auto map = cluster::map_from_json(kv.value);
-    if (!map) return reply(std::move(map).err());
-    if (expected_epoch && *expected_epoch != map->epoch) {
-      return reply(error{errc::conflict, fmt::format("the cluster map is at epoch {}, not {}",
-                                                     map->epoch, *expected_epoch)});
-    }
-    auto edited = edit(*map);
-    if (!edited) return reply(std::move(edited).err());
-    pin_moved_partitions(*map, *edited);
-    auto cas = store_.txn({cluster::compare::mod_revision_is(k_map_key, cluster::compare::op::equal,
-                                                             kv.mod_revision)},
-                          {cluster::op::put(k_map_key, cluster::to_json(*edited))}, {});
-    if (!cas) return reply(std::move(cas).err());
-    if (!cas->succeeded) {
-      return reply(error{errc::conflict, fmt::format("the cluster map changed after epoch {} was "
-                                                     "read; read it again and retry",
-                                                     map->epoch)});
-    }
-    spdlog::info("membership: map changed to epoch {}", edited->epoch);
-    apply(*edited);
-    reply(std::move(*edited));
-  });
-  if (!queued) (*shared_reply)(error{errc::shutting_down, "the node is stopping"});
+  const auto stopping = [shared_reply] {
+    (*shared_reply)(error{errc::shutting_down, "the node is stopping"});
+  };
+  post(
+      [this, edit = std::move(edit), expected_epoch, shared_reply] {
+        auto& reply = *shared_reply;
+        auto current = store_.range(k_map_key);
+        if (!current) return reply(std::move(current).err());
+        if (current->kvs.empty()) {
+          return reply(error{errc::not_found, "no cluster map yet: the cluster is not formed"});
+        }
+        const auto& kv = current->kvs.front();
+        auto map = cluster::map_from_json(kv.value);
+        if (!map) return reply(std::move(map).err());
+        if (expected_epoch && *expected_epoch != map->epoch) {
+          return reply(error{errc::conflict, fmt::format("the cluster map is at epoch {}, not {}",
+                                                         map->epoch, *expected_epoch)});
+        }
+        auto edited = edit(*map);
+        if (!edited) return reply(std::move(edited).err());
+        pin_moved_partitions(*map, *edited);
+        auto cas = store_.txn({cluster::compare::mod_revision_is(
+                                  k_map_key, cluster::compare::op::equal, kv.mod_revision)},
+                              {cluster::op::put(k_map_key, cluster::to_json(*edited))}, {});
+        if (!cas) return reply(std::move(cas).err());
+        if (!cas->succeeded) {
+          return reply(
+              error{errc::conflict, fmt::format("the cluster map changed after epoch {} was "
+                                                "read; read it again and retry",
+                                                map->epoch)});
+        }
+        spdlog::info("membership: map changed to epoch {}", edited->epoch);
+        apply(*edited);
+        reply(std::move(*edited));
+      },
+      stopping);
 }
 
 void membership::add_node(cluster::node_entry node, std::optional<std::uint64_t> expected_epoch,
@@ -476,9 +487,10 @@ void membership::remove_node(std::string id, std::optional<std::uint64_t> expect
 
 void membership::status(reply_fn<cluster_status> reply) {
   auto shared_reply = std::make_shared<reply_fn<cluster_status>>(std::move(reply));
-  if (!post([this, shared_reply] { (*shared_reply)(read_status()); })) {
-    (*shared_reply)(error{errc::shutting_down, "the node is stopping"});
-  }
+  post([this, shared_reply] { (*shared_reply)(read_status()); },
+       [shared_reply] {
+         (*shared_reply)(error{errc::shutting_down, "the node is stopping"});
+       });
 }
 
 cluster_status membership::read_status() {
@@ -503,7 +515,8 @@ cluster_status membership::read_status() {
     natural_map.overrides.clear();
     const auto natural = cluster::placement(natural_map);
     for (const auto& [p, pinned] : status.map->overrides) {
-      if (natural[p.value()] != pinned) status.pending_moves.push_back({p, pinned, natural[p.value()]});
+      if (natural[p.value()] != pinned)
+        status.pending_moves.push_back({p, pinned, natural[p.value()]});
     }
     for (const auto& entry : status.map->nodes) {
       node_status node;

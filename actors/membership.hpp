@@ -92,8 +92,14 @@ class membership final : public cluster_admin {
   void apply(const cluster::cluster_map& map);
   void persist(const cluster::cluster_map& map);
   std::optional<cluster::cluster_map> load_persisted() const;
-  // Queues `task` for the membership thread; false once stopping.
-  bool post(std::function<void()> task);
+  // Queues `run` for the membership thread. `cancel` (optional) runs instead
+  // when the membership stops first, at once if it already stopped: a task
+  // that owes someone a reply answers in both cases.
+  struct task {
+    std::function<void()> run;
+    std::function<void()> cancel;
+  };
+  void post(std::function<void()> run, std::function<void()> cancel = {});
   using map_edit = std::function<result<cluster::cluster_map>(const cluster::cluster_map&)>;
   void change_map(map_edit edit, std::optional<std::uint64_t> expected_epoch,
                   reply_fn<cluster::cluster_map> reply);
@@ -107,10 +113,10 @@ class membership final : public cluster_admin {
 
   mutable std::mutex mu_;
   std::condition_variable wake_;
-  mutable std::condition_variable applied_;  // a map was applied
-  std::deque<std::function<void()>> tasks_;  // guarded by mu_
-  bool stopping_ = false;                    // guarded by mu_
-  std::optional<cluster::cluster_map> map_;  // guarded by mu_
+  mutable std::condition_variable applied_;             // a map was applied
+  std::deque<task> tasks_;                              // guarded by mu_
+  bool stopping_ = false;                               // guarded by mu_
+  std::optional<cluster::cluster_map> map_;             // guarded by mu_
   std::map<std::string, std::shared_ptr<peer>> peers_;  // membership thread only
   std::map<std::string, std::string> addresses_;        // of peers_; membership thread only
   std::int64_t lease_ = 0;                              // guarded by mu_

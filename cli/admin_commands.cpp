@@ -113,8 +113,8 @@ int cluster_status(const admin_flags& flags) {
                 static_cast<unsigned long long>((*status)["epoch"].get<std::uint64_t>()),
                 status->value("partitionCount", 0u), status->value("replicationFactor", 0u),
                 status->value("metadataAvailable", false) ? ""
-                                                         : " (metadata store unreachable: "
-                                                           "this node's last applied map)");
+                                                          : " (metadata store unreachable: "
+                                                            "this node's last applied map)");
   }
   print_nodes((*status)["nodes"]);
   const auto& handoffs = status->value("handoffs", njson::array());

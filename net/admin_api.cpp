@@ -32,11 +32,11 @@ void fail(const respond_fn& respond, const error& e) {
 
 njson node_json(const actors::node_status& node) {
   return njson{{"id", node.entry.id},
-              {"address", node.entry.address},
-              {"httpAddress", node.entry.http_address},
-              {"state", node.in_map ? cluster::node_state_name(node.entry.state) : "registered"},
-              {"up", node.up},
-              {"partitions", node.partitions}};
+               {"address", node.entry.address},
+               {"httpAddress", node.entry.http_address},
+               {"state", node.in_map ? cluster::node_state_name(node.entry.state) : "registered"},
+               {"up", node.up},
+               {"partitions", node.partitions}};
 }
 
 njson nodes_json(const actors::cluster_status& status) {
@@ -80,16 +80,16 @@ std::string status_json(const actors::cluster_status& status) {
 actors::reply_fn<cluster::cluster_map> change_reply(respond_fn respond) {
   return [respond = std::move(respond)](engine::result<cluster::cluster_map> r) {
     if (!r) return fail(respond, r.err());
-    respond(json_reply(200, fmt::format(R"({{"epoch":{},"map":{}}})", r->epoch,
-                                        cluster::to_json(*r))));
+    respond(
+        json_reply(200, fmt::format(R"({{"epoch":{},"map":{}}})", r->epoch, cluster::to_json(*r))));
   };
 }
 
 http_response not_allowed(std::string_view allow, std::string_view method) {
   auto response = json_reply(
-      405, json::encode_error(error{errc::unknown_request,
-                                    fmt::format("method {} is not allowed here; allowed: {}",
-                                                method, allow)}));
+      405, json::encode_error(
+               error{errc::unknown_request,
+                     fmt::format("method {} is not allowed here; allowed: {}", method, allow)}));
   response.headers.emplace_back("Allow", std::string(allow));
   return response;
 }
@@ -123,11 +123,12 @@ void handle_admin(actors::cluster_admin& admin, const http_request& request, res
       return respond(not_allowed(path == "/admin/nodes" ? "GET, POST" : "GET", request.method));
     }
     const bool nodes_only = path == "/admin/nodes";
-    return admin.status([respond = std::move(respond),
-                         nodes_only](engine::result<actors::cluster_status> r) {
-      if (!r) return fail(respond, r.err());
-      respond(json_reply(200, nodes_only ? njson{{"nodes", nodes_json(*r)}}.dump() : status_json(*r)));
-    });
+    return admin.status(
+        [respond = std::move(respond), nodes_only](engine::result<actors::cluster_status> r) {
+          if (!r) return fail(respond, r.err());
+          respond(json_reply(
+              200, nodes_only ? njson{{"nodes", nodes_json(*r)}}.dump() : status_json(*r)));
+        });
   }
 
   if (path.starts_with(k_nodes_prefix)) {

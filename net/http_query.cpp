@@ -50,8 +50,10 @@ engine::result<query_params> parse_query(std::string_view query) {
     if (pair.empty()) continue;
     const auto eq = pair.find('=');
     auto key = percent_decode(pair.substr(0, eq), true);
-    auto value = percent_decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1), true);
-    if (!key || !value) return error{errc::invalid_argument, "the query string has a malformed %-escape"};
+    auto value = percent_decode(
+        eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1), true);
+    if (!key || !value)
+      return error{errc::invalid_argument, "the query string has a malformed %-escape"};
     params[std::move(*key)] = std::move(*value);
   }
   return params;
@@ -69,7 +71,8 @@ engine::result<std::optional<std::uint64_t>> unsigned_param(const query_params& 
   std::uint64_t value = 0;
   const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
   if (text->empty() || ec != std::errc{} || end != text->data() + text->size()) {
-    return error{errc::invalid_argument, fmt::format("\"{}\" must be a non-negative integer", name)};
+    return error{errc::invalid_argument,
+                 fmt::format("\"{}\" must be a non-negative integer", name)};
   }
   return std::optional<std::uint64_t>{value};
 }

@@ -2,15 +2,13 @@
 // any node serves any stream, errors cross the proxy unchanged, and a node
 // killed with kill -9 costs only its own partitions until it restarts.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
-
-#include <unistd.h>
-
-#include <nlohmann/json.hpp>
 
 #include "client/client.hpp"
 #include "cluster/map_codec.hpp"
@@ -51,7 +49,7 @@ engine::event_input event(std::string type, std::string data) {
 }
 
 actors::append_request append_of(std::string stream, engine::expected_version expected,
-                                  std::vector<engine::event_input> events) {
+                                 std::vector<engine::event_input> events) {
   return {std::move(stream), expected, std::move(events)};
 }
 
@@ -134,20 +132,21 @@ TEST_F(cluster_test, any_node_serves_any_stream_with_errors_unchanged) {
   // Appends through a to every partition, reads through c.
   for (std::uint32_t p = 0; p < k_partitions; ++p) {
     const auto stream = stream_in(p, 1);
-    auto first = via("a").append(append_of(stream, engine::expected_version::no_stream(),
-                                           {event("Opened", R"({"p":)" + std::to_string(p) + "}")}));
+    auto first =
+        via("a").append(append_of(stream, engine::expected_version::no_stream(),
+                                  {event("Opened", R"({"p":)" + std::to_string(p) + "}")}));
     ASSERT_TRUE(first) << stream << " (owner " << owner[p] << "): " << first.err().message;
     EXPECT_EQ(first->partition, partition_id{p});
 
-    auto wrong = via("b").append(append_of(stream, engine::expected_version::exact(3),
-                                           {event("Late", "{}")}));
+    auto wrong = via("b").append(
+        append_of(stream, engine::expected_version::exact(3), {event("Late", "{}")}));
     ASSERT_FALSE(wrong);
     EXPECT_EQ(wrong.err().code, errc::wrong_expected_version);
     ASSERT_TRUE(wrong.err().current_version);
     EXPECT_EQ(*wrong.err().current_version, stream_version{0});
 
-    auto exists = via("c").append(append_of(stream, engine::expected_version::no_stream(),
-                                            {event("Again", "{}")}));
+    auto exists = via("c").append(
+        append_of(stream, engine::expected_version::no_stream(), {event("Again", "{}")}));
     ASSERT_FALSE(exists);
     EXPECT_EQ(exists.err().code, errc::wrong_expected_version);
 
@@ -156,8 +155,8 @@ TEST_F(cluster_test, any_node_serves_any_stream_with_errors_unchanged) {
         append_of(stream, engine::expected_version::stream_exists(), {second_event}));
     ASSERT_TRUE(second) << second.err().message;
     EXPECT_EQ(second->first_version, stream_version{1});
-    auto retry = via("c").append(
-        append_of(stream, engine::expected_version::exact(0), {second_event}));
+    auto retry =
+        via("c").append(append_of(stream, engine::expected_version::exact(0), {second_event}));
     ASSERT_TRUE(retry) << retry.err().message;
     EXPECT_TRUE(retry->duplicate);
 
@@ -192,7 +191,8 @@ TEST_F(cluster_test, a_killed_node_costs_only_its_partitions_until_it_restarts) 
       ASSERT_TRUE(eventually([&] {
         auto r = via("a").read({stream, stream_version{0}, false, 10});
         return !r && r.err().code == errc::node_unavailable;
-      })) << "partition " << p;
+      })) << "partition "
+          << p;
     } else {
       auto r = via("a").append(
           append_of(stream, engine::expected_version::exact(0), {event("During", "{}")}));
@@ -207,7 +207,8 @@ TEST_F(cluster_test, a_killed_node_costs_only_its_partitions_until_it_restarts) 
     ASSERT_TRUE(eventually([&] {
       page = via("c").read({stream, stream_version{0}, false, 10});
       return static_cast<bool>(page);
-    })) << "partition " << p << ": " << page.err().message;
+    })) << "partition "
+        << p << ": " << page.err().message;
     ASSERT_FALSE(page->events.empty());
     EXPECT_EQ(page->events[0].type, "Before");
     EXPECT_EQ(page->events.size(), owner[p] == "b" ? 1u : 2u) << "partition " << p;
@@ -269,8 +270,8 @@ TEST_F(cluster_test, status_and_membership_changes_through_the_admin_api) {
 
   // The new node is not running: no partition moved to it (a move needs a
   // handoff), so every stream stays readable.
-  ASSERT_TRUE(via("a").append(append_of(stream_in(0, 5), engine::expected_version::any(),
-                                        {event("After", "{}")})));
+  ASSERT_TRUE(via("a").append(
+      append_of(stream_in(0, 5), engine::expected_version::any(), {event("After", "{}")})));
   auto removed_early = admin("a", {"node", "remove", added}, nodes_);
   EXPECT_EQ(removed_early.exit_code, 1);
   EXPECT_NE(removed_early.err.find("annal: invalid_argument:"), std::string::npos)
@@ -293,8 +294,8 @@ TEST_F(cluster_test, without_etcd_nodes_serve_and_membership_changes_fail_typed)
   // Reads and writes of every partition keep working, proxied or local.
   for (std::uint32_t p = 0; p < k_partitions; ++p) {
     const auto stream = stream_in(p, 6);
-    auto r = via("b").append(append_of(stream, engine::expected_version::any(),
-                                       {event("Offline", "{}")}));
+    auto r = via("b").append(
+        append_of(stream, engine::expected_version::any(), {event("Offline", "{}")}));
     ASSERT_TRUE(r) << "partition " << p << ": " << r.err().message;
     auto page = via("c").read({stream, stream_version{0}, false, 10});
     ASSERT_TRUE(page) << page.err().message;
