@@ -159,6 +159,12 @@ TEST(membership, racing_changes_at_one_epoch_one_wins_the_other_conflicts) {
   b.m->start();
   ASSERT_TRUE(a.m->wait_until_serving(30s));
   ASSERT_TRUE(b.m->wait_until_serving(30s));
+  // Settled: both applied the map that holds both (formed together, or b joined).
+  ASSERT_TRUE(eventually([&] {
+    auto ma = a.m->current_map();
+    auto mb = b.m->current_map();
+    return ma && mb && ma->nodes.size() == 2 && *ma == *mb;
+  }));
   const auto epoch = a.m->current_map()->epoch;
 
   for (int round = 0; round < 5; ++round) {
@@ -170,7 +176,8 @@ TEST(membership, racing_changes_at_one_epoch_one_wins_the_other_conflicts) {
                   at, [&](auto r) { second.set_value(std::move(r)); });
     auto r1 = first.get_future().get();
     auto r2 = second.get_future().get();
-    ASSERT_EQ(static_cast<bool>(r1) + static_cast<bool>(r2), 1) << round;
+    ASSERT_EQ(static_cast<bool>(r1) + static_cast<bool>(r2), 1)
+        << round << ": " << (r1 ? "ok" : r1.err().message) << " | " << (r2 ? "ok" : r2.err().message);
     EXPECT_EQ((r1 ? r2 : r1).err().code, errc::conflict);
     EXPECT_EQ((r1 ? r1 : r2)->epoch, at + 1);
     ASSERT_TRUE(eventually([&] {
