@@ -12,6 +12,7 @@
 #include "cluster/map_codec.hpp"
 #include "cluster/memory_meta_store.hpp"
 #include "engine/partitioning.hpp"
+#include "tests/support/await_reply.hpp"
 #include "tests/support/store_handler.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -72,15 +73,6 @@ struct member {
     m->set_addresses("127.0.0.1:1" + std::to_string(id.size()), "127.0.0.1:2");
   }
 
-  template <class T, class Call>
-  engine::result<T> await(Call call) {
-    std::promise<engine::result<T>> done;
-    call([&](engine::result<T> r) { done.set_value(std::move(r)); });
-    auto f = done.get_future();
-    if (f.wait_for(30s) != std::future_status::ready) return engine::error{errc::timeout, "none"};
-    return f.get();
-  }
-
   temp_dir dir;
   store_handler local;
   std::map<std::string, std::shared_ptr<recording_peer>> peers;
@@ -117,7 +109,7 @@ TEST(membership, a_single_node_forms_the_map_and_serves_every_partition) {
   ASSERT_TRUE(persisted) << persisted.err().message;
   EXPECT_EQ(*persisted, *map);
 
-  auto appended = a.await<actors::append_reply>([&](auto reply) {
+  auto appended = await_reply<actors::append_reply>([&](auto reply) {
     a.m->router().append({"s-1", engine::expected_version::any(), {engine::event_input{{}, "A", "{}", ""}}}, reply);
   });
   EXPECT_TRUE(appended) << appended.err().message;
@@ -141,7 +133,7 @@ TEST(membership, a_joining_node_moves_nothing_until_a_handoff) {
   for (const auto& owner : b.m->router().table()->owner_ids) EXPECT_EQ(owner, "a");
   EXPECT_EQ(b.peers.at("a")->epoch_.load(), 2u);
 
-  auto status = a.await<actors::cluster_status>([&](auto reply) { a.m->status(reply); });
+  auto status = await_reply<actors::cluster_status>([&](auto reply) { a.m->status(reply); });
   ASSERT_TRUE(status);
   EXPECT_EQ(status->nodes.size(), 2u);
   EXPECT_EQ(status->pending_moves.size(), map.overrides.size());
@@ -187,11 +179,11 @@ TEST(membership, racing_changes_at_one_epoch_one_wins_the_other_conflicts) {
   }
   EXPECT_EQ(a.m->current_map()->epoch, epoch + 5);
 
-  auto unknown = a.await<cluster::cluster_map>(
+  auto unknown = await_reply<cluster::cluster_map>(
       [&](auto reply) { a.m->remove_node("nobody", std::nullopt, reply); });
   ASSERT_FALSE(unknown);
   EXPECT_EQ(unknown.err().code, errc::not_found);
-  auto holding = a.await<cluster::cluster_map>(
+  auto holding = await_reply<cluster::cluster_map>(
       [&](auto reply) { a.m->remove_node("a", std::nullopt, reply); });
   ASSERT_FALSE(holding);
   EXPECT_EQ(holding.err().code, errc::invalid_argument);
@@ -203,10 +195,10 @@ TEST(membership, after_stop_every_call_still_gets_an_answer) {
   a.m->start();
   ASSERT_TRUE(a.m->wait_until_serving(30s));
   a.m->stop();
-  auto status = a.await<actors::cluster_status>([&](auto reply) { a.m->status(reply); });
+  auto status = await_reply<actors::cluster_status>([&](auto reply) { a.m->status(reply); });
   ASSERT_FALSE(status);
   EXPECT_EQ(status.err().code, errc::shutting_down);
-  auto change = a.await<cluster::cluster_map>(
+  auto change = await_reply<cluster::cluster_map>(
       [&](auto reply) { a.m->drain_node("a", std::nullopt, reply); });
   ASSERT_FALSE(change);
   EXPECT_EQ(change.err().code, errc::shutting_down);

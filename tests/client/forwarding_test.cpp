@@ -10,6 +10,7 @@
 #include "engine/partitioning.hpp"
 #include "net/binary_server.hpp"
 #include "tests/net/binary_fixture.hpp"
+#include "tests/support/await_reply.hpp"
 #include "tests/support/event_factory.hpp"
 
 namespace annal::testing {
@@ -17,23 +18,8 @@ namespace {
 
 using engine::errc;
 
-template <class T, class Call>
-engine::result<T> await(Call call) {
-  std::promise<engine::result<T>> done;
-  call([&done](engine::result<T> r) { done.set_value(std::move(r)); });
-  auto future = done.get_future();
-  if (future.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
-    return engine::error{errc::timeout, "no reply in 30 s"};
-  }
-  return future.get();
-}
-
-std::string stream_in(std::uint32_t p, int n) {
-  for (int i = 0;; ++i) {
-    auto s = "f-" + std::to_string(n) + "-" + std::to_string(i);
-    if (engine::partition_for(s, 4).value() == p) return s;
-  }
-}
+// A stream id of partition p (of 4), distinct for each n.
+std::string stream_in(std::uint32_t p, int n) { return stream_in_partition(p, 4, n); }
 
 // One node: its store, its router, its server, its link to the other node.
 struct test_node {
@@ -115,7 +101,7 @@ class forwarding_test : public ::testing::Test {
   }
 
   engine::result<actors::append_reply> append(test_node& via, const std::string& stream, int n) {
-    return await<actors::append_reply>([&](auto reply) {
+    return await_reply<actors::append_reply>([&](auto reply) {
       via.router->append(
           {stream, engine::expected_version::any(), {make_event(static_cast<std::uint64_t>(n))}},
           reply);

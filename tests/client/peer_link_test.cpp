@@ -10,6 +10,7 @@
 #include "actors/cluster_router.hpp"
 #include "engine/partitioning.hpp"
 #include "tests/net/binary_fixture.hpp"
+#include "tests/support/await_reply.hpp"
 #include "tests/support/event_factory.hpp"
 
 namespace annal::testing {
@@ -17,25 +18,8 @@ namespace {
 
 using engine::errc;
 
-// Calls `call(reply)` and waits for the reply.
-template <class T, class Call>
-engine::result<T> await(Call call) {
-  std::promise<engine::result<T>> done;
-  call([&done](engine::result<T> r) { done.set_value(std::move(r)); });
-  auto future = done.get_future();
-  if (future.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
-    return engine::error{errc::timeout, "no reply in 30 s"};
-  }
-  return future.get();
-}
-
-// A stream id whose partition (of 4) is `p`.
-std::string stream_in(std::uint32_t p, int n) {
-  for (int i = 0;; ++i) {
-    auto s = "s-" + std::to_string(n) + "-" + std::to_string(i);
-    if (engine::partition_for(s, 4).value() == p) return s;
-  }
-}
+// A stream id of partition p (of 4), distinct for each n.
+std::string stream_in(std::uint32_t p, int n) { return stream_in_partition(p, 4, n); }
 
 class peer_link_test : public ::testing::Test {
  protected:
@@ -65,7 +49,7 @@ class peer_link_test : public ::testing::Test {
 
   engine::result<actors::append_reply> append(const std::string& stream,
                                               engine::expected_version expected, int n) {
-    return await<actors::append_reply>([&](auto reply) {
+    return await_reply<actors::append_reply>([&](auto reply) {
       router_->append({stream, expected, {make_event(static_cast<std::uint64_t>(n))}}, reply);
     });
   }
@@ -104,7 +88,7 @@ TEST_F(peer_link_test, requests_reach_the_owner_and_replies_come_back_unchanged)
     ASSERT_TRUE(retry) << retry.err().message;
     EXPECT_TRUE(retry->duplicate);
 
-    auto page = await<engine::read_page>([&](auto reply) {
+    auto page = await_reply<engine::read_page>([&](auto reply) {
       router_->read({stream, stream_version{0}, false, 10}, reply);
     });
     ASSERT_TRUE(page) << page.err().message;

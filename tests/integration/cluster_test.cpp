@@ -14,6 +14,7 @@
 #include "cluster/map_codec.hpp"
 #include "cluster/placement.hpp"
 #include "engine/partitioning.hpp"
+#include "tests/integration/node_fixture.hpp"
 #include "tests/support/etcd_process.hpp"
 #include "tests/support/node_process.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -33,24 +34,6 @@ bool eventually(const std::function<bool()>& condition, std::chrono::seconds tim
     std::this_thread::sleep_for(20ms);
   }
   return true;
-}
-
-engine::event_input event(std::string type, std::string data) {
-  static std::uint64_t counter = 0xc1u;
-  engine::event_input e;
-  ++counter;
-  for (int i = 0; i < 8; ++i) {
-    e.id[i] = static_cast<std::uint8_t>(counter >> (8 * i));
-    e.id[8 + i] = static_cast<std::uint8_t>((counter * 0x9e3779b97f4a7c15ull) >> (8 * i));
-  }
-  e.type = std::move(type);
-  e.data = std::move(data);
-  return e;
-}
-
-actors::append_request append_of(std::string stream, engine::expected_version expected,
-                                 std::vector<engine::event_input> events) {
-  return {std::move(stream), expected, std::move(events)};
 }
 
 class cluster_test : public ::testing::Test {
