@@ -60,6 +60,13 @@ class cluster_admin {
                           reply_fn<cluster::cluster_map> reply) = 0;
   virtual void remove_node(std::string id, std::optional<std::uint64_t> expected_epoch,
                            reply_fn<cluster::cluster_map> reply) = 0;
+  // A joining node (registered while the cluster requires approval) becomes
+  // active; errc::invalid_argument for a node that is not joining.
+  virtual void approve_node(std::string id, std::optional<std::uint64_t> expected_epoch,
+                            reply_fn<cluster::cluster_map> reply) = 0;
+  // Whether nodes that register from now on wait for approval.
+  virtual void set_require_approval(bool required, std::optional<std::uint64_t> expected_epoch,
+                                    reply_fn<cluster::cluster_map> reply) = 0;
 };
 
 }  // namespace annal::actors

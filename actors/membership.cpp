@@ -485,6 +485,33 @@ void membership::remove_node(std::string id, std::optional<std::uint64_t> expect
              expected_epoch, std::move(reply));
 }
 
+void membership::approve_node(std::string id, std::optional<std::uint64_t> expected_epoch,
+                              reply_fn<cluster::cluster_map> reply) {
+  change_map(
+      [id = std::move(id)](const cluster::cluster_map& map) -> result<cluster::cluster_map> {
+        const auto* node = map.find(id);
+        if (node && node->state != cluster::node_state::joining) {
+          return error{errc::invalid_argument,
+                       fmt::format("node {} is {}, not joining", id,
+                                   cluster::node_state_name(node->state))};
+        }
+        return cluster::set_node_state(map, id, cluster::node_state::active);
+      },
+      expected_epoch, std::move(reply));
+}
+
+void membership::set_require_approval(bool required, std::optional<std::uint64_t> expected_epoch,
+                                      reply_fn<cluster::cluster_map> reply) {
+  change_map(
+      [required](const cluster::cluster_map& map) -> result<cluster::cluster_map> {
+        auto changed = map;
+        changed.require_approval = required;
+        changed.epoch = map.epoch + 1;
+        return changed;
+      },
+      expected_epoch, std::move(reply));
+}
+
 void membership::status(reply_fn<cluster_status> reply) {
   auto shared_reply = std::make_shared<reply_fn<cluster_status>>(std::move(reply));
   post([this, shared_reply] { (*shared_reply)(read_status()); },

@@ -81,6 +81,10 @@ class membership final : public cluster_admin {
                   reply_fn<cluster::cluster_map> reply) override;
   void remove_node(std::string id, std::optional<std::uint64_t> expected_epoch,
                    reply_fn<cluster::cluster_map> reply) override;
+  void approve_node(std::string id, std::optional<std::uint64_t> expected_epoch,
+                    reply_fn<cluster::cluster_map> reply) override;
+  void set_require_approval(bool required, std::optional<std::uint64_t> expected_epoch,
+                            reply_fn<cluster::cluster_map> reply) override;
 
  private:
   void run();

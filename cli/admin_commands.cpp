@@ -152,4 +152,12 @@ int node_remove(const admin_flags& flags, const std::string& id) {
   return change(flags, "DELETE", "/admin/nodes/" + id);
 }
 
+int node_approve(const admin_flags& flags, const std::string& id) {
+  return change(flags, "POST", "/admin/nodes/" + id + "/approve");
+}
+
+int cluster_require_approval(const admin_flags& flags, bool required) {
+  return change(flags, "PUT", "/admin/cluster", njson{{"requireApproval", required}}.dump());
+}
+
 }  // namespace annal::cli

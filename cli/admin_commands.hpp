@@ -20,5 +20,7 @@ int node_add(const admin_flags& flags, const std::string& id, const std::string&
              const std::string& http_address);
 int node_drain(const admin_flags& flags, const std::string& id);
 int node_remove(const admin_flags& flags, const std::string& id);
+int node_approve(const admin_flags& flags, const std::string& id);
+int cluster_require_approval(const admin_flags& flags, bool required);
 
 }  // namespace annal::cli

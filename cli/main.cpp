@@ -175,6 +175,13 @@ int main(int argc, char** argv) {
   auto* cluster_status_cmd = cluster_cmd->add_subcommand(
       "status", "Epoch, nodes (up/down), partition owners, handoffs pending");
   add_admin_flags(cluster_status_cmd, false);
+  std::string approval;
+  auto* cluster_approval_cmd = cluster_cmd->add_subcommand(
+      "require-approval", "Whether new nodes wait for 'annal node approve' (on or off)");
+  cluster_approval_cmd->add_option("setting", approval, "on or off")
+      ->required()
+      ->check(CLI::IsMember({"on", "off"}));
+  add_admin_flags(cluster_approval_cmd, true);
   auto* node_cmd = app.add_subcommand("node", "Cluster membership");
   node_cmd->require_subcommand(1);
   auto* node_ls_cmd = node_cmd->add_subcommand("ls", "List the nodes");
@@ -190,6 +197,10 @@ int main(int argc, char** argv) {
       node_cmd->add_subcommand("drain", "Move a node's partitions away before removing it");
   node_drain_cmd->add_option("id", node_id, "Node id")->required();
   add_admin_flags(node_drain_cmd, true);
+  auto* node_approve_cmd =
+      node_cmd->add_subcommand("approve", "Let a joining node hold partitions");
+  node_approve_cmd->add_option("id", node_id, "Node id")->required();
+  add_admin_flags(node_approve_cmd, true);
   auto* node_remove_cmd =
       node_cmd->add_subcommand("remove", "Remove a node that holds no partition");
   node_remove_cmd->add_option("id", node_id, "Node id")->required();
@@ -253,6 +264,8 @@ int main(int argc, char** argv) {
   if (*node_add_cmd) return cli::node_add(admin, node_id, node_address, node_http);
   if (*node_drain_cmd) return cli::node_drain(admin, node_id);
   if (*node_remove_cmd) return cli::node_remove(admin, node_id);
+  if (*node_approve_cmd) return cli::node_approve(admin, node_id);
+  if (*cluster_approval_cmd) return cli::cluster_require_approval(admin, approval == "on");
   if (*bench_cmd) {
     const auto address = cli::parse_host_port(target);
     if (!address || address->port == 0) {

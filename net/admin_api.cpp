@@ -103,6 +103,16 @@ void handle_admin(actors::cluster_admin& admin, const http_request& request, res
   if (!expected_epoch) return fail(respond, expected_epoch.err());
   const std::string_view path = request.path;
 
+  if (path == "/admin/cluster" && request.method == "PUT") {
+    const auto body = njson::parse(request.body, nullptr, false);
+    if (!body.is_object() || !body.contains("requireApproval") ||
+        !body["requireApproval"].is_boolean()) {
+      return fail(respond,
+                  error{errc::invalid_argument, R"(the body must be {"requireApproval": true|false})"});
+    }
+    return admin.set_require_approval(body["requireApproval"].get<bool>(), *expected_epoch,
+                                      change_reply(std::move(respond)));
+  }
   if (path == "/admin/cluster" || path == "/admin/nodes") {
     if (path == "/admin/nodes" && request.method == "POST") {
       const auto body = njson::parse(request.body, nullptr, false);
@@ -120,7 +130,8 @@ void handle_admin(actors::cluster_admin& admin, const http_request& request, res
       return admin.add_node(std::move(node), *expected_epoch, change_reply(std::move(respond)));
     }
     if (request.method != "GET") {
-      return respond(not_allowed(path == "/admin/nodes" ? "GET, POST" : "GET", request.method));
+      return respond(
+          not_allowed(path == "/admin/nodes" ? "GET, POST" : "GET, PUT", request.method));
     }
     const bool nodes_only = path == "/admin/nodes";
     return admin.status(
@@ -134,13 +145,18 @@ void handle_admin(actors::cluster_admin& admin, const http_request& request, res
   if (path.starts_with(k_nodes_prefix)) {
     std::string_view rest = path.substr(k_nodes_prefix.size());
     const bool drain = rest.ends_with("/drain");
+    const bool approve = rest.ends_with("/approve");
     if (drain) rest.remove_suffix(std::string_view("/drain").size());
+    if (approve) rest.remove_suffix(std::string_view("/approve").size());
     auto id = percent_decode(rest, false);
     if (!id || id->empty() || id->find('/') != std::string::npos) {
       return fail(respond, error{errc::not_found, fmt::format("no route for {}", path)});
     }
-    if (drain) {
+    if (drain || approve) {
       if (request.method != "POST") return respond(not_allowed("POST", request.method));
+      if (approve) {
+        return admin.approve_node(std::move(*id), *expected_epoch, change_reply(std::move(respond)));
+      }
       return admin.drain_node(std::move(*id), *expected_epoch, change_reply(std::move(respond)));
     }
     if (request.method != "DELETE") return respond(not_allowed("DELETE", request.method));

@@ -15,6 +15,8 @@ struct http_response;
 //   GET    /admin/cluster                  status: map, placement, nodes, pending moves
 //   GET    /admin/nodes                    the nodes
 //   POST   /admin/nodes                    add {"id", "address", "httpAddress"?}
+//   PUT    /admin/cluster                  {"requireApproval": bool}
+//   POST   /admin/nodes/{id}/approve       a joining node becomes active
 //   POST   /admin/nodes/{id}/drain         move its partitions away
 //   DELETE /admin/nodes/{id}               remove a node that holds nothing
 //

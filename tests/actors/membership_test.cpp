@@ -189,6 +189,37 @@ TEST(membership, racing_changes_at_one_epoch_one_wins_the_other_conflicts) {
   EXPECT_EQ(holding.err().code, errc::invalid_argument);
 }
 
+TEST(membership, with_approval_required_a_new_node_waits_until_approved) {
+  cluster::memory_meta_store store;
+  member a("a", store);
+  a.m->start();
+  ASSERT_TRUE(a.m->wait_until_serving(30s));
+  auto required = await_reply<cluster::cluster_map>(
+      [&](auto reply) { a.m->set_require_approval(true, std::nullopt, reply); });
+  ASSERT_TRUE(required) << required.err().message;
+  EXPECT_TRUE(required->require_approval);
+
+  member b("b", store);
+  b.m->start();
+  ASSERT_TRUE(b.m->wait_until_serving(30s));
+  auto joined = *b.m->current_map();
+  ASSERT_NE(joined.find("b"), nullptr);
+  EXPECT_EQ(joined.find("b")->state, cluster::node_state::joining);
+  EXPECT_TRUE(joined.overrides.empty()) << "a joining node changes no placement";
+
+  auto again = await_reply<cluster::cluster_map>(
+      [&](auto reply) { a.m->approve_node("a", std::nullopt, reply); });
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.err().code, errc::invalid_argument);
+  auto approved = await_reply<cluster::cluster_map>(
+      [&](auto reply) { a.m->approve_node("b", joined.epoch, reply); });
+  ASSERT_TRUE(approved) << approved.err().message;
+  EXPECT_EQ(approved->find("b")->state, cluster::node_state::active);
+  EXPECT_FALSE(approved->overrides.empty()) << "b's share stays pinned to a until a handoff";
+  ASSERT_TRUE(eventually([&] { return b.m->router().table()->epoch == approved->epoch; }));
+  for (const auto& owner : b.m->router().table()->owner_ids) EXPECT_EQ(owner, "a");
+}
+
 TEST(membership, after_stop_every_call_still_gets_an_answer) {
   cluster::memory_meta_store store;
   member a("a", store);
