@@ -19,16 +19,7 @@ using respond_fn = std::function<void(http_response)>;
 
 constexpr std::string_view k_nodes_prefix = "/admin/nodes/";
 
-http_response json_reply(int status, std::string body) {
-  http_response response;
-  response.status = status;
-  response.body = std::move(body);
-  return response;
-}
-
-void fail(const respond_fn& respond, const error& e) {
-  respond(json_reply(http_status(e.code), json::encode_error(e)));
-}
+void fail(const respond_fn& respond, const error& e) { respond(error_response(e)); }
 
 njson node_json(const actors::node_status& node) {
   return njson{{"id", node.entry.id},
@@ -81,17 +72,8 @@ actors::reply_fn<cluster::cluster_map> change_reply(respond_fn respond) {
   return [respond = std::move(respond)](engine::result<cluster::cluster_map> r) {
     if (!r) return fail(respond, r.err());
     respond(
-        json_reply(200, fmt::format(R"({{"epoch":{},"map":{}}})", r->epoch, cluster::to_json(*r))));
+        json_response(200, fmt::format(R"({{"epoch":{},"map":{}}})", r->epoch, cluster::to_json(*r))));
   };
-}
-
-http_response not_allowed(std::string_view allow, std::string_view method) {
-  auto response = json_reply(
-      405, json::encode_error(
-               error{errc::unknown_request,
-                     fmt::format("method {} is not allowed here; allowed: {}", method, allow)}));
-  response.headers.emplace_back("Allow", std::string(allow));
-  return response;
 }
 
 }  // namespace
@@ -131,13 +113,13 @@ void handle_admin(actors::cluster_admin& admin, const http_request& request, res
     }
     if (request.method != "GET") {
       return respond(
-          not_allowed(path == "/admin/nodes" ? "GET, POST" : "GET, PUT", request.method));
+          method_not_allowed(path == "/admin/nodes" ? "GET, POST" : "GET, PUT", request.method));
     }
     const bool nodes_only = path == "/admin/nodes";
     return admin.status(
         [respond = std::move(respond), nodes_only](engine::result<actors::cluster_status> r) {
           if (!r) return fail(respond, r.err());
-          respond(json_reply(
+          respond(json_response(
               200, nodes_only ? njson{{"nodes", nodes_json(*r)}}.dump() : status_json(*r)));
         });
   }
@@ -153,13 +135,13 @@ void handle_admin(actors::cluster_admin& admin, const http_request& request, res
       return fail(respond, error{errc::not_found, fmt::format("no route for {}", path)});
     }
     if (drain || approve) {
-      if (request.method != "POST") return respond(not_allowed("POST", request.method));
+      if (request.method != "POST") return respond(method_not_allowed("POST", request.method));
       if (approve) {
         return admin.approve_node(std::move(*id), *expected_epoch, change_reply(std::move(respond)));
       }
       return admin.drain_node(std::move(*id), *expected_epoch, change_reply(std::move(respond)));
     }
-    if (request.method != "DELETE") return respond(not_allowed("DELETE", request.method));
+    if (request.method != "DELETE") return respond(method_not_allowed("DELETE", request.method));
     return admin.remove_node(std::move(*id), *expected_epoch, change_reply(std::move(respond)));
   }
   fail(respond, error{errc::not_found, fmt::format("no route for {}", path)});

@@ -31,6 +31,13 @@ engine::result<bool> force_base64_param(const query_params& params) {
   return error{errc::invalid_argument, "\"dataEncoding\" must be json or base64"};
 }
 
+// Answers an error the request_handler reported (the node counted it).
+void respond_error(const http_api::respond_fn& respond, const error& e) {
+  respond(error_response(e));
+}
+
+}  // namespace
+
 http_response json_response(int status, std::string body) {
   http_response response;
   response.status = status;
@@ -38,9 +45,8 @@ http_response json_response(int status, std::string body) {
   return response;
 }
 
-// Answers an error the request_handler reported (the node counted it).
-void respond_error(const http_api::respond_fn& respond, const error& e) {
-  respond(json_response(http_status(e.code), json::encode_error(e)));
+http_response error_response(const engine::error& e) {
+  return json_response(http_status(e.code), json::encode_error(e));
 }
 
 http_response method_not_allowed(std::string_view allow, std::string_view method) {
@@ -51,8 +57,6 @@ http_response method_not_allowed(std::string_view allow, std::string_view method
   response.headers.emplace_back("Allow", std::string(allow));
   return response;
 }
-
-}  // namespace
 
 int http_status(errc code) {
   switch (code) {
@@ -103,7 +107,7 @@ http_api::http_api(actors::request_handler& handler, actors::node_metrics& metri
 void http_api::fail(const respond_fn& respond, error e) {
   metrics_.count_error(e.code);
   spdlog::debug("http: {} {}", engine::errc_name(e.code), e.message);
-  respond(json_response(http_status(e.code), json::encode_error(e)));
+  respond(error_response(e));
 }
 
 void http_api::handle(http_request request, respond_fn respond) {

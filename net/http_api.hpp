@@ -48,6 +48,13 @@ struct http_response {
 // The HTTP status of an error code (docs/http-api.md has the table).
 int http_status(engine::errc code);
 
+// A JSON response with this status and body.
+http_response json_response(int status, std::string body);
+// {"error": {...}} with the error's HTTP status.
+http_response error_response(const engine::error& e);
+// 405 unknown_request with an Allow header.
+http_response method_not_allowed(std::string_view allow, std::string_view method);
+
 // Counting: every request in node_metrics::http_requests; errors detected
 // here (bad paths, bodies, parameters) in node_metrics::count_error. Errors
 // the request_handler reports are counted by the node, not here, so that
