@@ -78,6 +78,37 @@ struct PutSnapshotRequest {
   payload @2 :Data;
 }
 
+# Events of all streams, merged in timestamp order (docs/protocol.md,
+# "Read all"). The resume position is one lsn per partition.
+struct ReadAllRequest {
+  # Per partition (index = partition id): where to continue, i.e. the `next`
+  # of the previous page. Empty: from the start of every partition.
+  from @0 :List(UInt64);
+  limit @1 :UInt32;
+  # Node to node only: the partitions to read. Empty: every partition.
+  partitions @2 :List(UInt32);
+}
+
+# Node to node (partition handoff, docs/cluster.md): the committed records of
+# a partition from an lsn, exactly as on disk.
+struct ShipLogRequest {
+  partition @0 :UInt32;
+  from @1 :UInt64;
+  maxBytes @2 :UInt32;
+}
+
+# Node to node: hold every client request to a partition (the handoff's
+# write pause) for at most holdMs; answered once every write accepted before
+# is durable, with the partition's end.
+struct SealRequest {
+  partition @0 :UInt32;
+  holdMs @1 :UInt32;
+}
+
+struct PartitionRef {
+  partition @0 :UInt32;
+}
+
 struct Request {
   id @0 :UInt64;  # chosen by the client; echoed in the response
   union {
@@ -91,6 +122,12 @@ struct Request {
     putSnapshot @8 :PutSnapshotRequest;
     getSnapshot @9 :StreamRef;
     ping @10 :Void;
+    readAll @12 :ReadAllRequest;
+    stats @13 :Void;
+    # Node to node only.
+    shipLog @14 :ShipLogRequest;
+    sealPartition @15 :SealRequest;
+    unsealPartition @16 :PartitionRef;
   }
   # Set by a node that forwards a client's request to the partition's owner:
   # the forwarding node's cluster-map epoch. 0 (the default): a client's own
@@ -165,6 +202,44 @@ struct SnapshotReply {
   payload @3 :Data;
 }
 
+struct AllEvent {
+  stream @0 :Text;
+  partition @1 :UInt32;
+  event @2 :RecordedEvent;
+}
+
+struct ReadAllReply {
+  events @0 :List(AllEvent);
+  # Per partition: where the next page starts (the resume token).
+  next @1 :List(UInt64);
+  # True when every partition read was read to its end.
+  atEnd @2 :Bool;
+}
+
+struct PartitionStats {
+  partition @0 :UInt32;
+  node @1 :Text;        # the node that owns and reported it
+  streams @2 :UInt64;
+  events @3 :UInt64;
+  endLsn @4 :UInt64;    # bytes in the partition log
+}
+
+struct StatsReply {
+  partitions @0 :List(PartitionStats);
+}
+
+struct ShipLogReply {
+  from @0 :UInt64;
+  next @1 :UInt64;
+  bytes @2 :Data;       # the frames of [from, next), as on disk
+  crc @3 :UInt32;       # CRC32C of bytes
+  sourceEnd @4 :UInt64;
+}
+
+struct SealReply {
+  end @0 :UInt64;       # the sealed partition's end lsn
+}
+
 struct Response {
   id @0 :UInt64;  # the request's id; 0 for a connection-level error
   union {
@@ -176,5 +251,10 @@ struct Response {
     write @6 :WriteReply;
     snapshot @7 :SnapshotReply;
     pong @8 :Void;
+    readAll @9 :ReadAllReply;
+    stats @10 :StatsReply;
+    shippedLog @11 :ShipLogReply;
+    sealed @12 :SealReply;
+    done @13 :Void;
   }
 }
