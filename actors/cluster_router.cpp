@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
+#include "actors/fan_in.hpp"
 #include "engine/partitioning.hpp"
 
 namespace annal::actors {
@@ -17,6 +20,42 @@ const error& invalid_stream() {
 template <class X>
 X take(X& x, bool last) {
   return last ? std::move(x) : x;
+}
+
+// The partitions one node serves in a fan-out, and the handler to reach it.
+struct node_group {
+  std::string node;
+  std::shared_ptr<request_handler> handler;
+  std::vector<partition_id> partitions;
+};
+
+// Groups `partitions` by owner, in order of first appearance;
+// partition_unavailable for a partition without one.
+result<std::vector<node_group>> group_by_owner(const routing_table& table,
+                                               const std::vector<partition_id>& partitions) {
+  std::vector<node_group> groups;
+  for (const auto p : partitions) {
+    const auto i = p.value();
+    if (i >= table.owners.size() || !table.owners[i]) {
+      return error{errc::partition_unavailable,
+                   fmt::format("partition {} has no owner at map epoch {}", i, table.epoch)};
+    }
+    auto it = std::find_if(groups.begin(), groups.end(),
+                           [&](const node_group& g) { return g.node == table.owner_ids[i]; });
+    if (it == groups.end()) {
+      groups.push_back(node_group{table.owner_ids[i], table.owners[i], {}});
+      it = std::prev(groups.end());
+    }
+    it->partitions.push_back(p);
+  }
+  return groups;
+}
+
+std::vector<partition_id> every_partition(std::uint32_t count) {
+  std::vector<partition_id> all;
+  all.reserve(count);
+  for (std::uint32_t p = 0; p < count; ++p) all.emplace_back(p);
+  return all;
 }
 
 }  // namespace
@@ -70,8 +109,55 @@ class cluster_router::local_view final : public request_handler {
     if (!owner) return reply(std::move(owner).err());
     owner.value()->get_snapshot(std::move(stream), std::move(reply));
   }
+  // Only partitions this node owns (all it owns when none are listed).
+  void read_all(read_all_request request, reply_fn<read_all_page> reply) override {
+    const auto table = router_.table();
+    if (auto checked = check_read_all(request, table->partition_count); !checked) {
+      return reply(checked.err());
+    }
+    if (request.partitions.empty()) {
+      for (std::uint32_t p = 0; p < table->owners.size(); ++p) {
+        if (owns(*table, p)) request.partitions.emplace_back(p);
+      }
+    }
+    for (const auto p : request.partitions) {
+      if (!owns(*table, p.value())) return reply(not_owned(*table, p.value()));
+    }
+    if (request.partitions.empty()) {  // this node owns nothing
+      read_all_page empty;
+      empty.next = request.from.empty() ? std::vector<all_position>(table->partition_count)
+                                        : std::move(request.from);
+      empty.at_end = true;
+      return reply(std::move(empty));
+    }
+    const auto local = table->owners[request.partitions.front().value()];
+    local->read_all(std::move(request), std::move(reply));
+  }
+  // This node's report of the partitions it owns.
+  void stats(reply_fn<std::vector<partition_stats>> reply) override {
+    const auto table = router_.table();
+    std::shared_ptr<request_handler> local;
+    for (std::uint32_t p = 0; p < table->owners.size() && !local; ++p) {
+      if (owns(*table, p)) local = table->owners[p];
+    }
+    if (!local) return reply(std::vector<partition_stats>{});
+    local->stats([table, reply = std::move(reply)](result<std::vector<partition_stats>> r) {
+      if (!r) return reply(std::move(r));
+      std::erase_if(*r,
+                    [&](const partition_stats& s) { return !owns(*table, s.partition.value()); });
+      reply(std::move(r));
+    });
+  }
 
  private:
+  static bool owns(const routing_table& table, std::uint32_t p) {
+    return p < table.owners.size() && table.owners[p] && table.owner_ids[p] == table.self_id;
+  }
+  static error not_owned(const routing_table& table, std::uint32_t p) {
+    return error{errc::not_owner, fmt::format("node {} does not own partition {} at map epoch {}",
+                                              table.self_id, p, table.epoch)};
+  }
+
   result<std::shared_ptr<request_handler>> local_owner(std::string_view stream) const {
     if (!engine::valid_stream_id(stream)) return invalid_stream();
     const auto table = router_.table();
@@ -116,10 +202,10 @@ void cluster_router::dispatch(std::string stream, reply_fn<T> reply, Send send, 
                        fmt::format("partition {} has no owner at map epoch {}", p, table->epoch)});
   }
   auto& owner = *table->owners[p];
-  if (retried || !refresh_ || table->owner_ids[p] == table->self_id) {
+  if (retried || !refresh_ || (!table->multi_node && table->owner_ids[p] == table->self_id)) {
     return send(owner, std::move(reply), true);
   }
-  // A remote owner: on not_owner, bring the map up to date and retry once.
+  // On not_owner, bring the map up to date and retry once.
   // (`send` is copied: this attempt may not consume what the retry needs.)
   auto on_reply = [this, stream, reply = std::move(reply), send](result<T> r) mutable {
     if (r || r.err().code != errc::not_owner) return reply(std::move(r));
@@ -196,6 +282,99 @@ void cluster_router::get_snapshot(std::string stream,
       stream, std::move(reply), [stream](request_handler& h, auto done, bool last) mutable {
         h.get_snapshot(take(stream, last), std::move(done));
       });
+}
+
+void cluster_router::read_all(read_all_request request, reply_fn<read_all_page> reply) {
+  read_all_attempt(std::move(request), std::move(reply), false);
+}
+
+void cluster_router::read_all_attempt(read_all_request request, reply_fn<read_all_page> reply,
+                                      bool retried) {
+  const auto table = table_.load();
+  const std::uint32_t count = table->partition_count;
+  if (auto checked = check_read_all(request, count); !checked) return reply(checked.err());
+  auto groups = group_by_owner(
+      *table, request.partitions.empty() ? every_partition(count) : request.partitions);
+  if (!groups) return reply(groups.err());
+  if (request.from.empty()) request.from.resize(count);
+  auto owners = std::move(groups).value();
+  std::vector<read_all_request> requests;
+  for (const auto& g : owners) {
+    requests.push_back(
+        read_all_request{request.from, request.limit, g.partitions, request.max_bytes});
+  }
+  auto gather = fan_in<read_all_page>::make(
+      owners.size(), [this, request, reply = std::move(reply), owners,
+                      retried](std::vector<result<read_all_page>> pages) mutable {
+        std::vector<read_all_part> parts;
+        parts.reserve(pages.size());
+        for (std::size_t i = 0; i < pages.size(); ++i) {
+          if (pages[i]) {
+            parts.push_back(part_of(std::move(pages[i]).value(), owners[i].partitions));
+            continue;
+          }
+          auto e = pages[i].err();
+          if (e.code != errc::not_owner || retried || !refresh_) return reply(std::move(e));
+          return refresh_([this, request = std::move(request), reply = std::move(reply)]() mutable {
+            read_all_attempt(std::move(request), std::move(reply), true);
+          });
+        }
+        reply(merge_read_all(std::move(parts), std::move(request.from), request.limit,
+                             request.max_bytes));
+      });
+  for (std::size_t i = 0; i < owners.size(); ++i) {
+    owners[i].handler->read_all(std::move(requests[i]), gather->slot(i));
+  }
+}
+
+void cluster_router::stats(reply_fn<std::vector<partition_stats>> reply) {
+  stats_attempt(std::move(reply), false);
+}
+
+void cluster_router::stats_attempt(reply_fn<std::vector<partition_stats>> reply, bool retried) {
+  const auto table = table_.load();
+  auto groups = group_by_owner(*table, every_partition(table->partition_count));
+  if (!groups) return reply(groups.err());
+  auto owners = std::move(groups).value();
+  auto gather = fan_in<std::vector<partition_stats>>::make(
+      owners.size(), [this, reply = std::move(reply), owners, epoch = table->epoch,
+                      retried](std::vector<result<std::vector<partition_stats>>> reports) mutable {
+        std::vector<partition_stats> all;
+        std::optional<error> failure;
+        for (std::size_t i = 0; i < reports.size() && !failure; ++i) {
+          if (!reports[i]) {
+            failure = reports[i].err();
+            break;
+          }
+          // Exactly the partitions this node's map gives that node.
+          for (const auto p : owners[i].partitions) {
+            auto it = std::find_if(reports[i]->begin(), reports[i]->end(),
+                                   [&](const partition_stats& s) { return s.partition == p; });
+            if (it == reports[i]->end()) {
+              failure = error{errc::not_owner,
+                              fmt::format("node {} does not report partition {}, which it owns "
+                                          "at map epoch {}",
+                                          owners[i].node, p.value(), epoch)};
+              break;
+            }
+            all.push_back(std::move(*it));
+            all.back().node = owners[i].node;
+          }
+        }
+        if (failure) {
+          if (failure->code != errc::not_owner || retried || !refresh_) {
+            return reply(std::move(*failure));
+          }
+          return refresh_([this, reply = std::move(reply)]() mutable {
+            stats_attempt(std::move(reply), true);
+          });
+        }
+        std::sort(all.begin(), all.end(), [](const partition_stats& a, const partition_stats& b) {
+          return a.partition < b.partition;
+        });
+        reply(std::move(all));
+      });
+  for (std::size_t i = 0; i < owners.size(); ++i) owners[i].handler->stats(gather->slot(i));
 }
 
 }  // namespace annal::actors

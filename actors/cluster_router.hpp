@@ -19,6 +19,9 @@ struct routing_table {
   // peer link to the owning node), null when no node serves it.
   std::vector<std::shared_ptr<request_handler>> owners;
   std::vector<std::string> owner_ids;  // per partition; self_id for local ones
+  // More than one node in the map: a partition may move away from this node
+  // (a handoff), so local requests too may meet not_owner.
+  bool multi_node = false;
 };
 
 // The request_handler a clustered node exposes to its clients: sends each
@@ -26,9 +29,9 @@ struct routing_table {
 // typed error back unchanged. Requests for a partition without an owner fail
 // with errc::partition_unavailable.
 //
-// When a remote owner answers errc::not_owner (this node's map is behind),
-// the router asks `refresh` to bring the table up to date and retries once
-// with the table it then has.
+// When an owner answers errc::not_owner (this node's map is behind, or the
+// partition just moved away in a handoff), the router asks `refresh` to
+// bring the table up to date and retries once with the table it then has.
 //
 // Thread-safe; set() swaps the whole table atomically, so a request sees
 // either the old table or the new one, never a mix.
@@ -60,6 +63,17 @@ class cluster_router final : public request_handler {
                     reply_fn<write_reply> reply) override;
   void get_snapshot(std::string stream,
                     reply_fn<std::optional<engine::snapshot_read>> reply) override;
+  // Fans out: one request per node owning requested partitions (this node's
+  // own partitions included), carrying that node's partitions; the pages are
+  // merged (actors::merge_read_all) and cut to the limit. Any node's error
+  // fails the whole page with that error (node_unavailable for a node that
+  // cannot be reached); on not_owner the map is refreshed and the whole
+  // page retried once.
+  void read_all(read_all_request request, reply_fn<read_all_page> reply) override;
+  // One request per node; each node reports only the partitions it owns.
+  // Merged by partition; a node whose report lacks a partition the map
+  // gives it counts as not_owner (refresh, retry once).
+  void stats(reply_fn<std::vector<partition_stats>> reply) override;
 
   // Serves forwarded requests from local partitions only (not_owner otherwise).
   request_handler& forwarded(std::uint64_t sender_epoch) override;
@@ -71,6 +85,8 @@ class cluster_router final : public request_handler {
   // owner, refreshes and retries once. `send` may be called twice.
   template <class T, class Send>
   void dispatch(std::string stream, reply_fn<T> reply, Send send, bool retried = false);
+  void read_all_attempt(read_all_request request, reply_fn<read_all_page> reply, bool retried);
+  void stats_attempt(reply_fn<std::vector<partition_stats>> reply, bool retried);
 
   std::atomic<std::shared_ptr<const routing_table>> table_;
   refresh_fn refresh_;

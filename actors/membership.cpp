@@ -382,7 +382,22 @@ void membership::apply(const cluster::cluster_map& map) {
       table->owner_ids.push_back(set.front());
     }
   }
+  table->multi_node = map.nodes.size() > 1;
+  std::vector<bool> owned(map.partition_count);
+  for (std::uint32_t p = 0; p < map.partition_count; ++p) {
+    owned[p] = !replicas[p].empty() && replicas[p].front() == options_.node_id;
+  }
+  const bool first = owned_.size() != owned.size();
+  auto announce = [&](bool gains) {
+    if (!on_ownership_) return;
+    for (std::uint32_t p = 0; p < owned.size(); ++p) {
+      if (owned[p] == gains && (first || owned_[p] != owned[p])) on_ownership_(partition_id{p}, gains);
+    }
+  };
+  announce(true);
   router_->set(std::move(table));
+  announce(false);
+  owned_ = std::move(owned);
   persist(map);
   {
     std::lock_guard lock(mu_);
@@ -391,6 +406,11 @@ void membership::apply(const cluster::cluster_map& map) {
   applied_.notify_all();
   spdlog::info("membership: applied the cluster map at epoch {} ({} nodes)", map.epoch,
                map.nodes.size());
+  if (on_applied_) on_applied_(map);
+}
+
+void membership::adopt(cluster::cluster_map map) {
+  post([this, map = std::move(map)] { apply(map); });
 }
 
 void membership::persist(const cluster::cluster_map& map) {

@@ -58,6 +58,19 @@ class membership final : public cluster_admin {
   // Requires: before start().
   void set_addresses(std::string address, std::string http_address);
 
+  // Called on the membership thread whenever a map is applied, for each
+  // partition whose ownership by this node it changes (every partition on
+  // the first map): gains before the router sees the map, losses after.
+  // Requires: before start().
+  using ownership_fn = std::function<void(partition_id, bool owned)>;
+  void set_ownership_listener(ownership_fn listener) { on_ownership_ = std::move(listener); }
+  // Called on the membership thread after each map is applied.
+  using applied_fn = std::function<void(const cluster::cluster_map&)>;
+  void set_applied_listener(applied_fn listener) { on_applied_ = std::move(listener); }
+  // Applies `map`, a version just committed to the store by this node (a
+  // handoff), without waiting for the watch to deliver it. Asynchronous.
+  void adopt(cluster::cluster_map map);
+
   // Loads the persisted map (if any) and applies it, then starts the thread
   // that registers, forms/joins and watches. Never blocks on the store.
   void start();
@@ -114,6 +127,9 @@ class membership final : public cluster_admin {
   request_handler& local_;
   peer_factory make_peer_;
   std::unique_ptr<cluster_router> router_;
+  ownership_fn on_ownership_;
+  applied_fn on_applied_;
+  std::vector<bool> owned_;  // per partition, as last applied; membership thread only
 
   mutable std::mutex mu_;
   std::condition_variable wake_;

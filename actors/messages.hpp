@@ -10,6 +10,7 @@
 #include <caf/atom.hpp>
 
 #include "actors/requests.hpp"
+#include "engine/shipped_batch.hpp"
 
 // Messages of the partition actors. Local only: they carry reply callbacks
 // and pointers, so they are never serialized (CAF_ALLOW_UNSAFE_MESSAGE_TYPE).
@@ -64,6 +65,20 @@ struct get_snapshot_msg {
   reply_fn<std::optional<engine::snapshot_read>> reply;
 };
 
+// Read-all of one partition (actors::read_partition_all).
+struct read_all_msg {
+  all_position from;
+  std::size_t limit = 0;
+  std::size_t max_bytes = 0;
+  reply_fn<read_all_part> reply;
+};
+
+// The partition's counts (actors::stats_of). Served whether or not this node
+// owns the partition, also while it is sealed: it reads nothing of the log.
+struct stats_msg {
+  reply_fn<partition_stats> reply;
+};
+
 // The checkpoint thread finished the partition handed to it.
 struct checkpoint_done_msg {
   std::optional<engine::error> failure;
@@ -78,6 +93,48 @@ struct drain_msg {
 // waiting write, then exit.
 struct final_msg {
   std::optional<engine::error> failure;
+};
+
+// --- Partition handoff (docs/cluster.md, "Handoff") ---
+
+// Whether this node owns the partition (the fence): a partition this node
+// does not own answers every client request with not_owner, including the
+// requests held by a seal.
+struct set_owned_msg {
+  bool owned = false;
+};
+
+struct ship_log_msg {
+  lsn from;
+  std::size_t max_bytes = 0;
+  reply_fn<engine::shipped_batch> reply;
+};
+
+// Copy side: replies once the batch is durable.
+struct apply_shipped_msg {
+  engine::shipped_batch batch;
+  reply_fn<engine::shipped_write> reply;
+};
+
+// Holds client requests until unseal_msg or set_owned_msg{false}; replies
+// with the partition's end once every earlier write is durable.
+struct seal_msg {
+  reply_fn<lsn> reply;
+};
+
+struct unseal_msg {
+  reply_fn<lsn> reply;
+};
+
+// The partition's end (all of it durable when no write is in flight).
+struct end_msg {
+  reply_fn<lsn> reply;
+};
+
+// Deletes the copy of a partition this node does not own
+// (engine::partition::clear). Replies with the end after it (0).
+struct clear_msg {
+  reply_fn<lsn> reply;
 };
 
 // A sync round ended: the durable position moved or the node log failed.
@@ -97,6 +154,15 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::set_metadata_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::delete_stream_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::put_snapshot_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::get_snapshot_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::read_all_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::stats_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::checkpoint_done_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::drain_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::final_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::set_owned_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::ship_log_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::apply_shipped_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::seal_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::unseal_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::end_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::clear_msg)

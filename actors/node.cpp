@@ -1,5 +1,6 @@
 #include "actors/node.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #include <caf/send.hpp>
 
 #include "actors/checkpointer.hpp"
+#include "actors/fan_in.hpp"
 #include "actors/group_commit.hpp"
 #include "actors/messages.hpp"
 #include "actors/partition_actor.hpp"
@@ -46,6 +48,8 @@ struct node::impl final : request_handler {
                     reply_fn<write_reply> reply) override;
   void get_snapshot(std::string stream,
                     reply_fn<std::optional<engine::snapshot_read>> reply) override;
+  void read_all(read_all_request request, reply_fn<read_all_page> reply) override;
+  void stats(reply_fn<std::vector<partition_stats>> reply) override;
 
   // Counts a request while it is being routed, so that stop() knows when no
   // thread can still send to an actor. Requires: ok() before routing.
@@ -79,6 +83,29 @@ struct node::impl final : request_handler {
   void fail(reply_fn<T>& reply, const engine::error& e) {
     metrics.count_error(e.code);
     reply(e);
+  }
+
+  // Sends Msg{args...} to the actor of partition `p`, or replies (when
+  // `reply` is given) with why not.
+  template <class Msg, class T, class... Args>
+  void send_to(partition_id p, reply_fn<T>* reply, Args&&... args) {
+    admission admitted(*this);
+    std::optional<engine::error> refused;
+    if (!admitted.ok()) {
+      refused = engine::error{engine::errc::shutting_down, "the node is stopping"};
+    } else if (p.value() >= router_->partition_count()) {
+      refused = engine::error{engine::errc::invalid_argument,
+                              fmt::format("no partition {}", p.value())};
+    } else if (const auto& route = router_->at(p); route.unavailable) {
+      refused = *route.unavailable;
+    } else {
+      return caf::anon_send(route.actor, Msg{std::forward<Args>(args)...});
+    }
+    if (reply) fail(*reply, *refused);
+  }
+  template <class Msg, class... Args>
+  void send_to(partition_id p, std::nullptr_t, Args&&... args) {
+    send_to<Msg>(p, static_cast<reply_fn<lsn>*>(nullptr), std::forward<Args>(args)...);
   }
 
   const node_options options;
@@ -279,6 +306,59 @@ void node::impl::get_snapshot(std::string stream,
   dispatch<get_snapshot_msg>(stream, reply, stream, std::move(reply));
 }
 
+// Read-all: every requested partition reads its own page side by side (at
+// most `limit` events each); the pages are merged and cut to `limit`.
+void node::impl::read_all(read_all_request request, reply_fn<read_all_page> reply) {
+  metrics.read_requests.fetch_add(1, std::memory_order_relaxed);
+  const std::uint32_t count = router_->partition_count();
+  if (auto checked = check_read_all(request, count); !checked) return fail(reply, checked.err());
+  if (request.partitions.empty()) {
+    for (std::uint32_t p = 0; p < count; ++p) request.partitions.emplace_back(p);
+  }
+  if (request.from.empty()) request.from.resize(count);
+  const std::size_t partition_bytes = std::min(request.max_bytes, k_read_all_partition_bytes);
+  auto partitions = request.partitions;
+  auto gather = fan_in<read_all_part>::make(
+      partitions.size(),
+      [request, reply = std::move(reply)](std::vector<result<read_all_part>> results) mutable {
+        std::vector<read_all_part> parts;
+        parts.reserve(results.size());
+        for (auto& r : results) {
+          // The partition actor counted its error.
+          if (!r) return reply(std::move(r.err()));
+          parts.push_back(std::move(r).value());
+        }
+        reply(merge_read_all(std::move(parts), std::move(request.from), request.limit,
+                             request.max_bytes));
+      });
+  for (std::size_t i = 0; i < partitions.size(); ++i) {
+    const auto p = partitions[i];
+    auto slot = gather->slot(i);
+    send_to<read_all_msg>(p, &slot, request.from[p.value()], request.limit, partition_bytes,
+                          std::move(slot));
+  }
+}
+
+void node::impl::stats(reply_fn<std::vector<partition_stats>> reply) {
+  const std::uint32_t count = router_->partition_count();
+  auto gather = fan_in<partition_stats>::make(
+      count, [node_id = options.node_id,
+              reply = std::move(reply)](std::vector<result<partition_stats>> results) mutable {
+        std::vector<partition_stats> all;
+        all.reserve(results.size());
+        for (auto& r : results) {
+          if (!r) return reply(std::move(r.err()));
+          all.push_back(std::move(r).value());
+          all.back().node = node_id;
+        }
+        reply(std::move(all));
+      });
+  for (std::uint32_t p = 0; p < count; ++p) {
+    auto slot = gather->slot(p);
+    send_to<stats_msg>(partition_id{p}, &slot, std::move(slot));
+  }
+}
+
 // --- node ---
 
 result<std::unique_ptr<node>> node::start(node_options options) {
@@ -299,5 +379,35 @@ const node_options& node::options() const { return impl_->options; }
 std::uint32_t node::partition_count() const { return impl_->router_->partition_count(); }
 
 void node::stop() { impl_->stop(); }
+
+void node::set_owned(partition_id p, bool owned) {
+  impl_->send_to<set_owned_msg>(p, nullptr, owned);
+}
+
+void node::ship_log(partition_id p, lsn from, std::size_t max_bytes,
+                    reply_fn<engine::shipped_batch> reply) {
+  impl_->send_to<ship_log_msg>(p, &reply, from, max_bytes, std::move(reply));
+}
+
+void node::seal(partition_id p, reply_fn<lsn> reply) {
+  impl_->send_to<seal_msg>(p, &reply, std::move(reply));
+}
+
+void node::unseal(partition_id p, reply_fn<lsn> reply) {
+  impl_->send_to<unseal_msg>(p, &reply, std::move(reply));
+}
+
+void node::apply_shipped(partition_id p, engine::shipped_batch batch,
+                         reply_fn<engine::shipped_write> reply) {
+  impl_->send_to<apply_shipped_msg>(p, &reply, std::move(batch), std::move(reply));
+}
+
+void node::partition_end(partition_id p, reply_fn<lsn> reply) {
+  impl_->send_to<end_msg>(p, &reply, std::move(reply));
+}
+
+void node::clear_partition(partition_id p, reply_fn<lsn> reply) {
+  impl_->send_to<clear_msg>(p, &reply, std::move(reply));
+}
 
 }  // namespace annal::actors

@@ -42,6 +42,26 @@ class node {
   const node_options& options() const;
   std::uint32_t partition_count() const;
 
+  // --- Partition handoff (docs/cluster.md, "Handoff"); each call ends in
+  // exactly one reply, errc::shutting_down once stop() began. ---
+
+  // The fence: whether this node serves client requests to `p` (every
+  // partition is served until told otherwise).
+  void set_owned(partition_id p, bool owned);
+  // Source side: see actors::partition_transfer (this node holds no deadline).
+  void ship_log(partition_id p, lsn from, std::size_t max_bytes,
+                reply_fn<engine::shipped_batch> reply);
+  void seal(partition_id p, reply_fn<lsn> reply);
+  void unseal(partition_id p, reply_fn<lsn> reply);
+  // Copy side (a partition this node does not serve): applies the batch and
+  // replies once it is durable.
+  void apply_shipped(partition_id p, engine::shipped_batch batch,
+                     reply_fn<engine::shipped_write> reply);
+  // The partition's end lsn.
+  void partition_end(partition_id p, reply_fn<lsn> reply);
+  // Deletes this node's copy of a partition it does not serve.
+  void clear_partition(partition_id p, reply_fn<lsn> reply);
+
   // Stops taking requests (new ones fail with errc::shutting_down), waits for
   // the ones in flight, runs a final sync and checkpoint, and stops the
   // actors. Blocking; idempotent. Every append acknowledged before or during

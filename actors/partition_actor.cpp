@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fmt/format.h>
+
 #include <caf/skip.hpp>
 
 namespace annal::actors {
@@ -29,42 +31,53 @@ partition_actor::partition_actor(caf::actor_config& config, partition_context co
 
 caf::behavior partition_actor::make_behavior() {
   return {
-      [this](append_msg& m) { on_append(m); },
-      [this](read_msg& m) { on_read(m); },
+      [this](append_msg& m) {
+        if (!gated(m, &partition_actor::on_append)) on_append(m);
+      },
+      [this](read_msg& m) {
+        if (!gated(m, &partition_actor::on_read)) on_read(m);
+      },
       [this](read_last_msg& m) {
-        auto page = partition_.read_last(m.stream);
-        if (!page) return fail(m.reply, page.err());
-        count_read(*page);
-        m.reply(std::move(page));
+        if (!gated(m, &partition_actor::on_read_last)) on_read_last(m);
       },
       [this](stream_info_msg& m) {
-        auto info = partition_.get_stream_info(m.stream);
-        if (!info) return fail(m.reply, info.err());
-        m.reply(std::move(info));
+        if (!gated(m, &partition_actor::on_stream_info)) on_stream_info(m);
       },
       [this](set_metadata_msg& m) {
-        on_write(partition_.set_metadata(m.stream, m.metadata), m.reply);
+        if (!gated(m, &partition_actor::on_set_metadata)) on_set_metadata(m);
       },
       [this](delete_stream_msg& m) {
-        on_write(partition_.delete_stream(m.stream, m.expected, m.tombstone), m.reply);
+        if (!gated(m, &partition_actor::on_delete_stream)) on_delete_stream(m);
       },
       [this](put_snapshot_msg& m) {
-        on_write(partition_.put_snapshot(m.stream, m.version, m.payload), m.reply);
+        if (!gated(m, &partition_actor::on_put_snapshot)) on_put_snapshot(m);
       },
       [this](get_snapshot_msg& m) {
-        auto snapshot = partition_.get_snapshot(m.stream);
-        if (!snapshot) return fail(m.reply, snapshot.err());
-        m.reply(std::move(snapshot));
+        if (!gated(m, &partition_actor::on_get_snapshot)) on_get_snapshot(m);
       },
+      [this](read_all_msg& m) {
+        if (!gated(m, &partition_actor::on_read_all)) on_read_all(m);
+      },
+      [this](stats_msg& m) { m.reply(stats_of(partition_)); },
+      [this](const set_owned_msg& m) { on_set_owned(m); },
+      [this](ship_log_msg& m) { m.reply(partition_.ship_from(m.from, m.max_bytes)); },
+      [this](apply_shipped_msg& m) { on_apply_shipped(m); },
+      [this](seal_msg& m) { on_seal(m); },
+      [this](unseal_msg& m) { on_unseal(m); },
+      [this](end_msg& m) { m.reply(partition_.end()); },
+      [this](clear_msg& m) { on_clear(m); },
       [this](durable_atom) { release_ready(); },
       [this](tick_atom) { maybe_checkpoint(); },
       [this](checkpoint_go_atom) { begin_checkpoint(); },
       [this](drain_msg& m) {
         stopping_ = true;
+        // Held requests were never applied: they fail cleanly.
+        end_seal(engine::error{engine::errc::shutting_down, "the node is stopping"});
         release_ready();
         m.latch->count_down();
       },
       [this](final_msg& m) {
+        end_seal(engine::error{engine::errc::shutting_down, "the node is stopping"});
         release(wal_.durable_position());
         if (m.failure) {
           fail_all(*m.failure);
@@ -78,6 +91,151 @@ caf::behavior partition_actor::make_behavior() {
         quit();
       },
   };
+}
+
+template <class Msg>
+bool partition_actor::gated(Msg& m, void (partition_actor::*serve)(Msg&)) {
+  if (!owned_) {
+    fail(m.reply, engine::error{engine::errc::not_owner,
+                                fmt::format("partition {} is not served by this node; it moved "
+                                            "to another node",
+                                            id_.value())});
+    return true;
+  }
+  if (!sealed_) return false;
+  auto held = std::make_shared<Msg>(std::move(m));
+  parked_.push_back(parked_request{[this, held, serve] { (this->*serve)(*held); },
+                                   [this, held](const engine::error& e) { fail(held->reply, e); }});
+  return true;
+}
+
+void partition_actor::on_read_last(read_last_msg& m) {
+  auto page = partition_.read_last(m.stream);
+  if (!page) return fail(m.reply, page.err());
+  count_read(*page);
+  m.reply(std::move(page));
+}
+
+void partition_actor::on_stream_info(stream_info_msg& m) {
+  auto info = partition_.get_stream_info(m.stream);
+  if (!info) return fail(m.reply, info.err());
+  m.reply(std::move(info));
+}
+
+void partition_actor::on_set_metadata(set_metadata_msg& m) {
+  on_write(partition_.set_metadata(m.stream, m.metadata), m.reply);
+}
+
+void partition_actor::on_delete_stream(delete_stream_msg& m) {
+  on_write(partition_.delete_stream(m.stream, m.expected, m.tombstone), m.reply);
+}
+
+void partition_actor::on_put_snapshot(put_snapshot_msg& m) {
+  on_write(partition_.put_snapshot(m.stream, m.version, m.payload), m.reply);
+}
+
+void partition_actor::on_get_snapshot(get_snapshot_msg& m) {
+  auto snapshot = partition_.get_snapshot(m.stream);
+  if (!snapshot) return fail(m.reply, snapshot.err());
+  m.reply(std::move(snapshot));
+}
+
+void partition_actor::on_read_all(read_all_msg& m) {
+  auto part = read_partition_all(partition_, m.from, m.limit, m.max_bytes);
+  if (!part) return fail(m.reply, part.err());
+  std::uint64_t bytes = 0;
+  for (const auto& e : part->events) {
+    bytes += e.event.type.size() + e.event.data.size() + e.event.metadata.size();
+  }
+  metrics_.read_events.fetch_add(part->events.size(), std::memory_order_relaxed);
+  metrics_.read_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  m.reply(std::move(part));
+}
+
+void partition_actor::on_set_owned(const set_owned_msg& m) {
+  if (owned_ == m.owned) return;
+  owned_ = m.owned;
+  if (!owned_) {
+    end_seal(engine::error{engine::errc::not_owner,
+                           fmt::format("partition {} moved to another node while this request "
+                                       "waited for the handoff",
+                                       id_.value())});
+  }
+  spdlog::info("partition {}: {} on this node", id_.value(), owned_ ? "served" : "not served");
+}
+
+void partition_actor::on_apply_shipped(apply_shipped_msg& m) {
+  if (owned_) {
+    return fail(m.reply, engine::error{engine::errc::invalid_argument,
+                                       fmt::format("partition {} is served by this node: only a "
+                                                   "copy being built takes shipped records",
+                                                   id_.value())});
+  }
+  auto r = partition_.apply_shipped(m.batch);
+  if (!r) return fail(m.reply, r.err());
+  hold(r->durable_after, held_shipped{std::move(m.reply), *r});
+}
+
+void partition_actor::on_seal(seal_msg& m) {
+  if (!owned_) {
+    return fail(m.reply, engine::error{engine::errc::not_owner,
+                                       fmt::format("partition {} is not served by this node",
+                                                   id_.value())});
+  }
+  if (sealed_) {
+    return fail(m.reply, engine::error{engine::errc::invalid_argument,
+                                       fmt::format("partition {} is sealed already", id_.value())});
+  }
+  sealed_ = true;
+  seal_reply_ = std::move(m.reply);
+  spdlog::debug("partition {}: sealed for a handoff", id_.value());
+  maybe_reply_seal();
+}
+
+void partition_actor::on_unseal(unseal_msg& m) {
+  if (sealed_) spdlog::debug("partition {}: unsealed", id_.value());
+  end_seal(std::nullopt);
+  m.reply(partition_.end());
+}
+
+void partition_actor::on_clear(clear_msg& m) {
+  if (owned_ || !waiters_.empty()) {
+    return fail(m.reply,
+                engine::error{engine::errc::invalid_argument,
+                              fmt::format("partition {} cannot be cleared: {}", id_.value(),
+                                          owned_ ? "this node serves it" : "writes are in flight")});
+  }
+  if (auto s = partition_.clear(); !s) return fail(m.reply, s.err());
+  spdlog::info("partition {}: copy deleted (the partition is served by another node)",
+               id_.value());
+  m.reply(partition_.end());
+}
+
+void partition_actor::end_seal(const std::optional<engine::error>& failure) {
+  if (seal_reply_) {
+    auto reply = std::move(*seal_reply_);
+    seal_reply_.reset();
+    reply(engine::error{failure ? failure->code : engine::errc::invalid_argument,
+                        "the seal ended before the partition's writes were durable"});
+  }
+  if (!sealed_) return;
+  sealed_ = false;
+  auto parked = std::move(parked_);
+  parked_.clear();
+  for (auto& p : parked) {
+    if (failure) {
+      p.fail(*failure);
+    } else {
+      p.serve();
+    }
+  }
+}
+
+void partition_actor::maybe_reply_seal() {
+  if (!seal_reply_ || !waiters_.empty()) return;
+  auto reply = std::move(*seal_reply_);
+  seal_reply_.reset();
+  reply(partition_.end());
 }
 
 void partition_actor::on_append(append_msg& m) {
@@ -128,6 +286,10 @@ void partition_actor::hold(node_log_position after, held_write held) {
   hold(waiter{after, std::move(held)});
 }
 
+void partition_actor::hold(node_log_position after, held_shipped held) {
+  hold(waiter{after, std::move(held)});
+}
+
 void partition_actor::hold(waiter w) {
   // durable_after 0: an idempotent retry of a write that is already durable
   // and visible.
@@ -168,12 +330,15 @@ void partition_actor::release(node_log_position durable) {
     reply_now(waiters_.front(), now);
     waiters_.pop_front();
   }
+  maybe_reply_seal();
 }
 
 void partition_actor::reply_now(waiter& w, request_clock::time_point now) {
   if (auto* a = std::get_if<held_append>(&w.held)) {
     metrics_.append_seconds.observe(std::chrono::duration<double>(now - a->received).count());
     a->reply(std::move(a->value));
+  } else if (auto* s = std::get_if<held_shipped>(&w.held)) {
+    s->reply(std::move(s->value));
   } else {
     auto& h = std::get<held_write>(w.held);
     h.reply(std::move(h.value));
@@ -187,11 +352,18 @@ void partition_actor::fail_all(const engine::error& e) {
     if (auto* a = std::get_if<held_append>(&w.held)) {
       metrics_.append_seconds.observe(std::chrono::duration<double>(now - a->received).count());
       a->reply(e);
+    } else if (auto* s = std::get_if<held_shipped>(&w.held)) {
+      s->reply(e);
     } else {
       std::get<held_write>(w.held).reply(e);
     }
   }
   waiters_.clear();
+  if (seal_reply_) {
+    auto reply = std::move(*seal_reply_);
+    seal_reply_.reset();
+    reply(e);
+  }
 }
 
 void partition_actor::maybe_checkpoint() {

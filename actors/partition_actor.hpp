@@ -1,6 +1,8 @@
 #pragma once
 
 #include <deque>
+#include <functional>
+#include <optional>
 #include <variant>
 
 #include <caf/event_based_actor.hpp>
@@ -38,6 +40,13 @@ struct partition_context {
 //
 // Stop: drain_msg counts down once every earlier request is applied;
 // final_msg releases (or fails) every waiting write and quits.
+//
+// Handoff (docs/cluster.md): the actor serves client requests only while
+// its node owns the partition (set_owned_msg; not_owner otherwise). A seal
+// parks client requests in arrival order, unapplied, until unseal_msg (then
+// they are served) or set_owned_msg{false} (then they fail with not_owner and
+// their senders retry at the new owner). Shipping requests are served in
+// every state: ship_log_msg on the owner, apply_shipped_msg on a copy.
 class partition_actor : public caf::event_based_actor {
  public:
   partition_actor(caf::actor_config& config, partition_context context);
@@ -55,17 +64,47 @@ class partition_actor : public caf::event_based_actor {
     reply_fn<write_reply> reply;
     write_reply value;
   };
+  struct held_shipped {
+    reply_fn<engine::shipped_write> reply;
+    engine::shipped_write value;
+  };
   struct waiter {
     node_log_position after;
-    std::variant<held_append, held_write> held;
+    std::variant<held_append, held_write, held_shipped> held;
+  };
+  // A client request held by a seal.
+  struct parked_request {
+    std::function<void()> serve;
+    std::function<void(const engine::error&)> fail;
   };
 
+  // Handles `m` here if the partition is not served now (not owned: fails it
+  // with not_owner; sealed: parks it); false when it is to be served.
+  template <class Msg>
+  bool gated(Msg& m, void (partition_actor::*serve)(Msg&));
   void on_append(append_msg& m);
   void on_read(read_msg& m);
+  void on_read_last(read_last_msg& m);
+  void on_stream_info(stream_info_msg& m);
+  void on_set_metadata(set_metadata_msg& m);
+  void on_delete_stream(delete_stream_msg& m);
+  void on_put_snapshot(put_snapshot_msg& m);
+  void on_get_snapshot(get_snapshot_msg& m);
+  void on_read_all(read_all_msg& m);
+  void on_set_owned(const set_owned_msg& m);
+  void on_apply_shipped(apply_shipped_msg& m);
+  void on_seal(seal_msg& m);
+  void on_unseal(unseal_msg& m);
+  void on_clear(clear_msg& m);
+  // Ends a seal: serves the parked requests, or fails them with `failure`.
+  void end_seal(const std::optional<engine::error>& failure);
+  // Answers the seal once no write is waiting for durability.
+  void maybe_reply_seal();
   void on_write(engine::result<engine::write_result> r, reply_fn<write_reply>& reply);
 
   void hold(node_log_position after, held_append held);
   void hold(node_log_position after, held_write held);
+  void hold(node_log_position after, held_shipped held);
   void hold(waiter w);
   // Releases every waiting write the node log made durable (or fails them all
   // after a node-log failure), then polls checkpoint_due().
@@ -92,6 +131,10 @@ class partition_actor : public caf::event_based_actor {
   bool checkpoint_requested_ = false;
   bool checkpoint_failed_ = false;
   bool stopping_ = false;
+  bool owned_ = true;
+  bool sealed_ = false;
+  std::deque<parked_request> parked_;   // while sealed_, in arrival order
+  std::optional<reply_fn<lsn>> seal_reply_;  // owed once no write waits
 };
 
 }  // namespace annal::actors

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "actors/read_all.hpp"
+#include "actors/stats.hpp"
 #include "engine/errors.hpp"
 #include "engine/partition.hpp"
 #include "engine/types.hpp"
@@ -74,6 +76,13 @@ class request_handler {
   // nullopt: the stream has no snapshot.
   virtual void get_snapshot(std::string stream,
                             reply_fn<std::optional<engine::snapshot_read>> reply) = 0;
+  // Events of all streams in timestamp order, merged across partitions
+  // (actors/read_all.hpp). errc::invalid_argument for a bad limit, position
+  // list or partition list.
+  virtual void read_all(read_all_request request, reply_fn<read_all_page> reply) = 0;
+  // One entry per partition served (a cluster: every partition, each from its
+  // owner), sorted by partition.
+  virtual void stats(reply_fn<std::vector<partition_stats>> reply) = 0;
 
   // The handler for requests another node forwarded here, sent at that
   // node's map epoch `sender_epoch`: it serves only the partitions this node

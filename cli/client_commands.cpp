@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <ctime>
+#include <map>
 #include <iostream>
 #include <iterator>
 #include <sstream>
@@ -10,6 +12,7 @@
 #include "cli/address.hpp"
 #include "client/client.hpp"
 #include "net/json_codec.hpp"
+#include "net/read_all_token.hpp"
 
 namespace annal::cli {
 namespace {
@@ -171,6 +174,86 @@ int run_snapshot(const connection_flags& c, const snapshot_flags& f) {
                                 "stream '" + f.stream + "' has no snapshot"));
     }
     return print(net::json::encode_snapshot(**snapshot, false));
+  });
+}
+
+namespace {
+
+// 2024-06-10T06:13:20.123456Z
+std::string utc_time(timestamp_us us) {
+  const std::time_t seconds = static_cast<std::time_t>(us / 1000000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[64];
+  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<long long>(us % 1000000));
+  return text;
+}
+
+}  // namespace
+
+int run_read_all(const connection_flags& c, const read_all_flags& f) {
+  if (f.limit == 0) return usage("--limit must be at least 1");
+  actors::read_all_request request;
+  request.limit = f.limit;
+  if (f.from && !f.from->empty()) {
+    auto positions = net::decode_read_all_token(*f.from);
+    if (!positions) return usage(positions.err().message);
+    request.from = std::move(positions).value();
+  }
+  return run(c, [&](client::client& cl) {
+    auto page = cl.read_all(std::move(request));
+    if (!page) return fail(page.err());
+    const auto next = net::encode_read_all_token(page->next);
+    if (f.json) return print(net::json::encode_all_page(*page, next, false));
+    std::printf("%-27s %-9s %-8s %-32s %s\n", "TIMESTAMP", "PARTITION", "VERSION", "STREAM",
+                "TYPE");
+    for (const auto& e : page->events) {
+      std::printf("%-27s %-9u %-8llu %-32.*s %.*s\n", utc_time(e.event.timestamp).c_str(),
+                  e.partition.value(), static_cast<unsigned long long>(e.event.version.value()),
+                  static_cast<int>(e.stream.size()), e.stream.data(),
+                  static_cast<int>(e.event.type.size()), e.event.type.data());
+    }
+    std::printf("next: %s%s\n", next.c_str(), page->at_end ? " (end of the log)" : "");
+    return 0;
+  });
+}
+
+int run_stats(const connection_flags& c, bool json) {
+  return run(c, [&](client::client& cl) {
+    auto stats = cl.stats();
+    if (!stats) return fail(stats.err());
+    if (json) return print(net::json::encode_stats(*stats));
+    struct totals {
+      std::uint64_t partitions = 0, streams = 0, events = 0, bytes = 0;
+    };
+    std::map<std::string, totals> nodes;
+    totals all;
+    std::printf("%-9s %-16s %10s %12s %14s\n", "PARTITION", "NODE", "STREAMS", "EVENTS", "END LSN");
+    for (const auto& s : *stats) {
+      std::printf("%-9u %-16s %10llu %12llu %14llu\n", s.partition.value(), s.node.c_str(),
+                  static_cast<unsigned long long>(s.streams),
+                  static_cast<unsigned long long>(s.events),
+                  static_cast<unsigned long long>(s.end_lsn.value()));
+      for (auto* t : {&nodes[s.node], &all}) {
+        ++t->partitions;
+        t->streams += s.streams;
+        t->events += s.events;
+        t->bytes += s.end_lsn.value();
+      }
+    }
+    std::printf("\n%-16s %10s %10s %12s %14s\n", "NODE", "PARTITIONS", "STREAMS", "EVENTS",
+                "BYTES");
+    auto row = [](const std::string& name, const totals& t) {
+      std::printf(
+          "%-16s %10llu %10llu %12llu %14llu\n", name.c_str(),
+          static_cast<unsigned long long>(t.partitions), static_cast<unsigned long long>(t.streams),
+          static_cast<unsigned long long>(t.events), static_cast<unsigned long long>(t.bytes));
+    };
+    for (const auto& [node, t] : nodes) row(node, t);
+    row("total", all);
+    return 0;
   });
 }
 

@@ -7,8 +7,8 @@
 namespace annal::cli {
 
 // The client subcommands. Each connects over the binary protocol, prints
-// its result as JSON on stdout (the same shapes as the HTTP API) and
-// returns 0; on failure it prints one line "annal: <code>: <message>" on
+// its result as JSON on stdout (the same shapes as the HTTP API; read-all and
+// stats print text unless --json) and returns 0; on failure it prints one line "annal: <code>: <message>" on
 // stderr and returns 1 (2 for bad arguments).
 
 struct connection_flags {
@@ -56,11 +56,22 @@ struct snapshot_flags {
   std::optional<std::string> data;
 };
 
+struct read_all_flags {
+  std::optional<std::string> from;  // a `next` token; unset: from the start
+  std::uint32_t limit = 100;
+  bool json = false;  // the HTTP API's JSON instead of one line per event
+};
+
 int run_append(const connection_flags& c, const append_flags& f);
 int run_read(const connection_flags& c, const read_flags& f);
 int run_head(const connection_flags& c, const std::string& stream);
 int run_delete(const connection_flags& c, const delete_flags& f);
 int run_meta(const connection_flags& c, const meta_flags& f);
 int run_snapshot(const connection_flags& c, const snapshot_flags& f);
+// One page of all streams in timestamp order; the last line (text) or
+// "next" (JSON) is the token to continue from.
+int run_read_all(const connection_flags& c, const read_all_flags& f);
+// Per-partition and per-node counts, as a table or (json) the HTTP API's JSON.
+int run_stats(const connection_flags& c, bool json);
 
 }  // namespace annal::cli

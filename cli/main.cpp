@@ -157,6 +157,20 @@ int main(int argc, char** argv) {
   snapshot_cmd->add_option("--version", snapshot.version, "Stream version the snapshot covers");
   snapshot_cmd->add_option("--data", snapshot.data, "Snapshot payload (JSON, else text)");
 
+  cli::read_all_flags read_all;
+  auto* read_all_cmd = app.add_subcommand(
+      "read-all", "Read all streams in timestamp order, one page from --from (a `next` token)");
+  add_connection_flags(read_all_cmd);
+  read_all_cmd->add_option("--from", read_all.from, "Token to continue from (default: the start)");
+  read_all_cmd->add_option("--limit", read_all.limit, "Events per page")->capture_default_str();
+  read_all_cmd->add_flag("--json", read_all.json, "Print the HTTP API's JSON");
+
+  bool stats_json = false;
+  auto* stats_cmd =
+      app.add_subcommand("stats", "Streams, events and bytes per partition and per node");
+  add_connection_flags(stats_cmd);
+  stats_cmd->add_flag("--json", stats_json, "Print the HTTP API's JSON");
+
   std::string check_dir;
   bool check_json = false;
   // Admin commands (the admin HTTP API of any node).
@@ -258,6 +272,8 @@ int main(int argc, char** argv) {
   if (*delete_cmd) return cli::run_delete(connection, del);
   if (*meta_cmd) return cli::run_meta(connection, meta);
   if (*snapshot_cmd) return cli::run_snapshot(connection, snapshot);
+  if (*read_all_cmd) return cli::run_read_all(connection, read_all);
+  if (*stats_cmd) return cli::run_stats(connection, stats_json);
   if (*check_cmd) return cli::run_check(check_dir, check_json);
   if (*cluster_status_cmd) return cli::cluster_status(admin);
   if (*node_ls_cmd) return cli::node_list(admin);

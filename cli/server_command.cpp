@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "actors/handoff.hpp"
 #include "actors/membership.hpp"
 #include "cli/address.hpp"
 #include "client/peer_link.hpp"
@@ -94,12 +95,21 @@ int run_server(const server_options& options) {
   actors::membership membership(cluster, *meta, node->handler(),
                                 peer_links(io, options.node.node_id));
   actors::request_handler& handler = membership.router();
+  // Partition handoff: moves partitions as the map's pins ask (docs/cluster.md).
+  actors::handoff_options handoff_options;
+  handoff_options.node_id = options.node.node_id;
+  actors::handoff_manager handoff(handoff_options, *meta, *node, membership);
+  membership.set_ownership_listener(
+      [&node = *node](partition_id p, bool owned) { node.set_owned(p, owned); });
+  membership.set_applied_listener(
+      [&handoff](const cluster::cluster_map& map) { handoff.on_map_applied(map); });
 
   net::binary_server_options binary_options;
   binary_options.node_id = options.node.node_id;
   binary_options.partition_count = node->partition_count();
   binary_options.max_connections = options.max_connections;
   binary_options.idle_timeout = std::chrono::seconds(options.idle_timeout_seconds);
+  binary_options.transfer = &handoff;
   net::binary_server binary(io, handler, node->metrics(), binary_options);
 
   net::http_server_options http_options;
@@ -130,6 +140,7 @@ int run_server(const server_options& options) {
   membership.set_addresses(advertised(options.advertise_address, *binary_endpoint),
                            advertised("", *http_endpoint));
   membership.start();
+  handoff.start();
   if (options.etcd_endpoints.empty() &&
       !membership.wait_until_serving(std::chrono::seconds(30))) {
     std::fprintf(stderr, "annal: the one-node cluster map was not formed\n");
@@ -169,6 +180,7 @@ int run_server(const server_options& options) {
   // shutting_down) while the connections are still open to carry them, and
   // actors never outlive asio. Then the servers, then asio. Membership
   // first of all: it leaves the cluster and closes the links to peers.
+  handoff.stop();
   membership.stop();
   node->stop();
   run_on(io, [&] {

@@ -82,6 +82,16 @@ engine::result<std::optional<engine::snapshot_read>> client::get_snapshot(std::s
       [&](auto done) { connection_->get_snapshot(std::move(stream), std::move(done)); });
 }
 
+engine::result<actors::read_all_page> client::read_all(actors::read_all_request request) {
+  return call<actors::read_all_page>(
+      [&](auto done) { connection_->read_all(std::move(request), std::move(done)); });
+}
+
+engine::result<std::vector<actors::partition_stats>> client::stats() {
+  return call<std::vector<actors::partition_stats>>(
+      [&](auto done) { connection_->stats(std::move(done)); });
+}
+
 engine::status client::ping() {
   auto promise = std::make_shared<std::promise<engine::status>>();
   auto future = promise->get_future();

@@ -44,6 +44,8 @@ class client {
   engine::result<actors::write_reply> put_snapshot(std::string stream, stream_version version,
                                                    std::string payload);
   engine::result<std::optional<engine::snapshot_read>> get_snapshot(std::string stream);
+  engine::result<actors::read_all_page> read_all(actors::read_all_request request);
+  engine::result<std::vector<actors::partition_stats>> stats();
   engine::status ping();
 
   const server_info& server() const { return connection_->server(); }

@@ -1,6 +1,7 @@
 #include "client/connection.hpp"
 
 #include <cstring>
+#include <limits>
 
 #include <asio/bind_executor.hpp>
 #include <asio/connect.hpp>
@@ -262,6 +263,74 @@ void connection::get_snapshot(std::string stream,
          [stream = std::move(stream)](wire::Request::Builder out) {
            out.initGetSnapshot().setStream(stream);
          });
+}
+
+void connection::read_all(actors::read_all_request request, callback<actors::read_all_page> done) {
+  using value = actors::read_all_page;
+  submit(typed<value>(std::move(done),
+                      [](wire::Response::Reader r,
+                         std::span<const std::byte> payload) -> engine::result<value> {
+                        if (r.which() != wire::Response::READ_ALL) return wrong_reply("read-all");
+                        return decode_kept(payload, [](wire::Response::Reader kept,
+                                                       std::shared_ptr<const void> keep) {
+                          return wire_codec::decode_read_all_page(kept.getReadAll(),
+                                                                  std::move(keep));
+                        });
+                      }),
+         [request = std::move(request)](wire::Request::Builder out) {
+           wire_codec::encode_read_all(out.initReadAll(), request);
+         });
+}
+
+void connection::stats(callback<std::vector<actors::partition_stats>> done) {
+  using value = std::vector<actors::partition_stats>;
+  submit(typed<value>(std::move(done),
+                      [](wire::Response::Reader r, auto) -> engine::result<value> {
+                        if (r.which() != wire::Response::STATS) return wrong_reply("stats");
+                        return wire_codec::decode_stats(r.getStats());
+                      }),
+         [](wire::Request::Builder out) { out.setStats(); });
+}
+
+namespace {
+
+engine::result<lsn> decode_sealed(wire::Response::Reader r, std::span<const std::byte>) {
+  if (r.which() != wire::Response::SEALED) return wrong_reply("sealed");
+  return lsn{r.getSealed().getEnd()};
+}
+
+}  // namespace
+
+void connection::ship_log(partition_id p, lsn from, std::size_t max_bytes,
+                          callback<engine::shipped_batch> done) {
+  submit(typed<engine::shipped_batch>(
+             std::move(done),
+             [](wire::Response::Reader r, auto) -> engine::result<engine::shipped_batch> {
+               if (r.which() != wire::Response::SHIPPED_LOG) return wrong_reply("shipped log");
+               return wire_codec::decode_shipped_batch(r.getShippedLog());
+             }),
+         [p, from, max_bytes](wire::Request::Builder out) {
+           auto in = out.initShipLog();
+           in.setPartition(p.value());
+           in.setFrom(from.value());
+           in.setMaxBytes(static_cast<std::uint32_t>(
+               std::min<std::size_t>(max_bytes, std::numeric_limits<std::uint32_t>::max())));
+         });
+}
+
+void connection::seal_partition(partition_id p, std::chrono::milliseconds hold_for,
+                                callback<lsn> done) {
+  submit(typed<lsn>(std::move(done), decode_sealed), [p, hold_for](wire::Request::Builder out) {
+    auto in = out.initSealPartition();
+    in.setPartition(p.value());
+    in.setHoldMs(static_cast<std::uint32_t>(hold_for.count()));
+  });
+}
+
+void connection::unseal_partition(partition_id p, callback<lsn> done) {
+  submit(typed<lsn>(std::move(done), decode_sealed), [p](wire::Request::Builder out) {
+    out.initUnsealPartition().setPartition(p.value());
+  });
 }
 
 void connection::ping(std::function<void(engine::status)> done) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -20,6 +21,7 @@
 #include "actors/requests.hpp"
 #include "client/options.hpp"
 #include "engine/errors.hpp"
+#include "engine/shipped_batch.hpp"
 #include "net/framing.hpp"
 #include "schema/protocol.capnp.h"
 
@@ -71,7 +73,14 @@ class connection : public std::enable_shared_from_this<connection> {
                     callback<actors::write_reply> done);
   // nullopt: the stream has no snapshot.
   void get_snapshot(std::string stream, callback<std::optional<engine::snapshot_read>> done);
+  void read_all(actors::read_all_request request, callback<actors::read_all_page> done);
+  void stats(callback<std::vector<actors::partition_stats>> done);
   void ping(std::function<void(engine::status)> done);
+  // Partition handoff (node to node; actors/partition_transfer.hpp).
+  void ship_log(partition_id p, lsn from, std::size_t max_bytes,
+                callback<engine::shipped_batch> done);
+  void seal_partition(partition_id p, std::chrono::milliseconds hold_for, callback<lsn> done);
+  void unseal_partition(partition_id p, callback<lsn> done);
 
   // Marks the requests submitted from now on as forwarded by a node at this
   // cluster-map epoch (node-to-node links only; 0, the default: a client).

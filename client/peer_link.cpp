@@ -178,4 +178,36 @@ void peer_link::get_snapshot(std::string stream,
       });
 }
 
+void peer_link::read_all(actors::read_all_request request,
+                         actors::reply_fn<actors::read_all_page> reply) {
+  forward<actors::read_all_page>(std::move(reply),
+                                 [request = std::move(request)](connection& c, auto done) mutable {
+                                   c.read_all(std::move(request), std::move(done));
+                                 });
+}
+
+void peer_link::stats(actors::reply_fn<std::vector<actors::partition_stats>> reply) {
+  forward<std::vector<actors::partition_stats>>(
+      std::move(reply), [](connection& c, auto done) { c.stats(std::move(done)); });
+}
+
+void peer_link::ship_log(partition_id p, lsn from, std::size_t max_bytes,
+                         actors::reply_fn<engine::shipped_batch> reply) {
+  forward<engine::shipped_batch>(std::move(reply), [=](connection& c, auto done) mutable {
+    c.ship_log(p, from, max_bytes, std::move(done));
+  });
+}
+
+void peer_link::seal(partition_id p, std::chrono::milliseconds hold_for,
+                     actors::reply_fn<lsn> reply) {
+  forward<lsn>(std::move(reply), [=](connection& c, auto done) mutable {
+    c.seal_partition(p, hold_for, std::move(done));
+  });
+}
+
+void peer_link::unseal(partition_id p, actors::reply_fn<lsn> reply) {
+  forward<lsn>(std::move(reply),
+               [=](connection& c, auto done) mutable { c.unseal_partition(p, std::move(done)); });
+}
+
 }  // namespace annal::client

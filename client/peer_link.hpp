@@ -68,6 +68,16 @@ class peer_link : public actors::peer, public std::enable_shared_from_this<peer_
   void get_snapshot(std::string stream,
                     actors::reply_fn<std::optional<engine::snapshot_read>> reply) override;
 
+  // partition_transfer: the remote node as a handoff's source.
+  void ship_log(partition_id p, lsn from, std::size_t max_bytes,
+                actors::reply_fn<engine::shipped_batch> reply) override;
+  void seal(partition_id p, std::chrono::milliseconds hold_for,
+            actors::reply_fn<lsn> reply) override;
+  void unseal(partition_id p, actors::reply_fn<lsn> reply) override;
+  void read_all(actors::read_all_request request,
+                actors::reply_fn<actors::read_all_page> reply) override;
+  void stats(actors::reply_fn<std::vector<actors::partition_stats>> reply) override;
+
  private:
   // A request waiting for a connection: `send` forwards it, `fail` ends it.
   struct pending {

@@ -79,6 +79,11 @@ result<std::unique_ptr<partition>> partition::open(file_system& fs, clock& clock
     p->checkpoint_end_ = state->log_end;
     for (const auto& s : segments) p->previous_checkpoint_segments_.push_back(s.base.value());
     p->previous_checkpoint_node_position_ = state->node_position;
+    // Before the log opens and removes the segment files an older checkpoint
+    // may still list.
+    if (end == lsn{0} && segments.empty()) {
+      if (auto s = p->finish_interrupted_clear(); !s) return s.err();
+    }
   }
   auto log = partition_log::open(fs, p->dir_, id, options.log, end, segments);
   if (!log) return log.err();
@@ -228,6 +233,7 @@ timestamp_us partition::next_timestamp() {
 }
 
 result<write_result> partition::write_frame(std::span<const std::byte> frame) {
+  if (failure_) return *failure_;
   node_log_position ticket{0};
   if (wal_) {
     auto appended = wal_->append(frame);
@@ -710,6 +716,7 @@ status partition::check_shipped_payloads(
 }
 
 result<shipped_write> partition::apply_shipped(const shipped_batch& batch) {
+  if (failure_) return *failure_;
   if (batch.from != log_->end()) {
     return error{errc::lsn_gap,
                  fmt::format("partition {}: shipped batch starts at lsn {} but the copy ends at "
@@ -920,6 +927,7 @@ std::vector<lsn> partition::removable_segments() {
 }
 
 status partition::checkpoint() {
+  if (failure_) return *failure_;
   // Replay restarts at a position the node log has on disk (fdatasynced
   // whatever the fsync mode): after a power loss the node log must restart
   // at its end without leaving a gap before this position. It covers every
@@ -970,6 +978,110 @@ bool partition::checkpoint_due() const {
   if (log_->end().value() - checkpoint_end_.value() >= options_.checkpoint_bytes) return true;
   return wal_ && wal_->appended_position().value() - checkpoint_node_position_.value() >=
                      4 * options_.checkpoint_bytes;
+}
+
+// ---------------------------------------------------------------- clear
+
+std::vector<std::byte> partition::empty_checkpoint(std::uint64_t sequence,
+                                                   node_log_position node_position) const {
+  const stream_index no_streams;
+  const event_id_window no_ids(1);
+  return encode_checkpoint(id_, sequence, lsn{0}, node_position, last_timestamp_, {}, no_streams,
+                           no_ids);
+}
+
+status partition::clear() {
+  if (failure_) return *failure_;
+  if (!pending_.empty() || visible_end_ != log_->end()) {
+    return error{errc::invalid_argument,
+                 fmt::format("partition {}: cannot clear while writes are pending: the log ends "
+                             "at lsn {}, reads see up to lsn {}",
+                             id_.value(), log_->end().value(), visible_end_.value())};
+  }
+  if (!wal_) {
+    return error{errc::invalid_argument,
+                 fmt::format("partition {}: cannot clear without the node log", id_.value())};
+  }
+  // Where the empty partition's replay starts: on disk (as for a
+  // checkpoint) and past every record of this partition, so that recovery
+  // never replays an old record into the empty partition.
+  auto synced = wal_->sync_to_disk();
+  if (!synced) return synced.err();
+  const node_log_position node_position = *synced;
+
+  auto stick = [&](const error& e) -> status {
+    failure_ = error{e.code, fmt::format("partition {}: clear did not finish, so the partition "
+                                         "refuses writes until a restart: {}",
+                                         id_.value(), e.message)};
+    spdlog::error("{}", failure_->message);
+    return *failure_;
+  };
+
+  // Two checkpoints of the empty partition: once the second is stored, the
+  // fallback is empty too, and deleting the segments the old checkpoints
+  // list breaks none that a restart may load. A crash between the two is
+  // finished by open() (finish_interrupted_clear).
+  const std::uint64_t first = checkpoint_sequence_ + 1;
+  const auto bytes = empty_checkpoint(first, node_position);
+  if (auto s = store_checkpoint(fs_, dir_, first, bytes); !s) {
+    // store_checkpoint can fail after its rename (syncing the directory,
+    // removing an old checkpoint): if the empty checkpoint is there, a restart
+    // may load it or the old one, and nothing may be written meanwhile.
+    const std::string path = dir_ + "/" + checkpoint_name(first);
+    if (!fs_.exists(path)) return s;
+    std::vector<std::byte> on_disk;
+    if (!fs_.read_file(path, on_disk) && on_disk != bytes) return s;  // an older attempt's
+    return stick(s.err());
+  }
+  const std::uint64_t second = first + 1;
+  if (auto s = store_checkpoint(fs_, dir_, second, empty_checkpoint(second, node_position)); !s) {
+    return stick(s.err());
+  }
+
+  const lsn old_end = log_->end();
+  checkpoint_sequence_ = second;
+  index_ = stream_index{};
+  recent_ids_ = event_id_window(recent_ids_.capacity());
+  pending_.clear();
+  hidden_.clear();
+  visible_end_ = lsn{0};
+  checkpoint_end_ = lsn{0};
+  checkpoint_node_position_ = node_position;
+  previous_checkpoint_node_position_ = node_position;
+  previous_checkpoint_segments_.clear();
+  removed_segments_.clear();
+  // last_timestamp_ stays: timestamps within the partition never go back.
+  if (auto s = log_->clear(); !s) return stick(s.err());
+  spdlog::info("partition {}: cleared {} bytes of log; empty at lsn 0", id_.value(),
+               old_end.value());
+  // Both checkpoints a restart may load replay from node_position.
+  return wal_->release(id_, node_position);
+}
+
+status partition::finish_interrupted_clear() {
+  // The partition log never shrinks but through clear(): an older checkpoint
+  // that lists segments next to a newer empty one is the fallback a clear
+  // left behind. Only the k_checkpoints_kept before the newest can be there.
+  bool stale = false;
+  for (std::uint64_t back = 1; back <= k_checkpoints_kept && back <= checkpoint_sequence_; ++back) {
+    const std::string path = dir_ + "/" + checkpoint_name(checkpoint_sequence_ - back);
+    if (!fs_.exists(path)) continue;
+    std::vector<std::byte> bytes;
+    if (auto ec = fs_.read_file(path, bytes)) return io_failure("read", path, ec);
+    auto older = decode_checkpoint(bytes, id_, path);
+    if (older && (older->log_end != lsn{0} || !older->segments.empty())) stale = true;
+  }
+  if (!stale) return {};
+  spdlog::warn("partition {}: finishing an interrupted clear: replacing the fallback checkpoint",
+               id_.value());
+  const std::uint64_t sequence = checkpoint_sequence_ + 1;
+  if (auto s = store_checkpoint(fs_, dir_, sequence,
+                                empty_checkpoint(sequence, checkpoint_node_position_));
+      !s) {
+    return s;
+  }
+  checkpoint_sequence_ = sequence;
+  return {};
 }
 
 }  // namespace annal::engine

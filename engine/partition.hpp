@@ -95,7 +95,7 @@ struct snapshot_and_events {
 // snapshots. Every write goes to the partition log and the node log.
 //
 // Not thread-safe: owned by one partition actor. Blocking only in
-// checkpoint() and when reading cold records from segment files.
+// checkpoint(), clear() and when reading cold records from segment files.
 class partition {
  public:
   // A partition as loaded from its newest valid checkpoint (or empty).
@@ -165,6 +165,34 @@ class partition {
   // polls this, e.g. after each group-commit round.
   bool checkpoint_due() const;
 
+  // Deletes this node's copy of the partition (after handing it to another
+  // node): afterwards it is empty like a new partition, at lsn 0, with no
+  // streams, event ids, snapshots or segment files, and a later copy starts
+  // with apply_shipped from lsn 0. The last timestamp is kept, so that
+  // timestamps of later appends do not go back. Blocking.
+  //
+  // Durable in this order: a node-log round that fdatasyncs (its position
+  // covers every record of this partition), two checkpoints of the empty
+  // partition at that position (so that the fallback checkpoint is empty
+  // too and recovery never replays the old records), the in-memory reset,
+  // the removal of every segment file with a directory sync, and the
+  // release of the node log. A crash at any point leaves the old partition
+  // or the empty one; open() finishes a clear interrupted between the two
+  // checkpoints.
+  //
+  // Requires: no write pending (visible_end() == end(): every write
+  // acknowledged and advance_durable() told so); the node log attached.
+  // Errors: invalid_argument, with nothing changed, when a write is pending
+  // or there is no node log; io_error with nothing changed when the node-log
+  // round or the first checkpoint's write fails. An io_error once the first
+  // empty checkpoint may be on disk, or while removing segment files, is
+  // sticky: the partition then refuses every write, shipped batch,
+  // checkpoint and clear (reads see the old partition, or the empty one once
+  // the segments were being removed), and a restart finishes or undoes the
+  // clear. An io_error from releasing node-log segments comes after the
+  // clear is complete.
+  status clear();
+
   // Applies one checked record read from the node log (`file` at `offset`)
   // during recovery. Records below end() are skipped; a record past end()
   // is an lsn gap.
@@ -228,6 +256,13 @@ class partition {
   status read_events(const stream_entry& entry, std::uint64_t first, std::uint64_t count,
                      read_direction direction, read_page& page);
   std::vector<lsn> removable_segments();
+  // A checkpoint of the empty partition at `node_position`.
+  std::vector<std::byte> empty_checkpoint(std::uint64_t sequence,
+                                          node_log_position node_position) const;
+  // Finishes a clear() interrupted between its two checkpoints: when the
+  // loaded checkpoint is empty but an older one still lists segments (which
+  // open removes), replaces that older one with another empty checkpoint.
+  status finish_interrupted_clear();
 
   file_system& fs_;
   clock& clock_;
@@ -267,6 +302,10 @@ class partition {
   std::vector<std::uint64_t> previous_checkpoint_segments_;
   node_log_position previous_checkpoint_node_position_{};
   std::vector<std::uint64_t> removed_segments_;  // out of the index, file not yet deleted
+  // Sticky: a clear() that failed once its empty checkpoint may be on disk.
+  // The disk may then hold the old partition or the empty one, so nothing
+  // more may be written until a restart.
+  std::optional<error> failure_;
 };
 
 }  // namespace annal::engine

@@ -365,4 +365,30 @@ status partition_log::remove_segment(lsn base) {
   return {};
 }
 
+status partition_log::clear() {
+  // Forget the old segments first: whatever fails below, no later append may
+  // land in an old file.
+  writer_.reset();
+  unsynced_.clear();
+  readers_.clear();
+  segments_.clear();
+  buffer_.clear();
+  last_chunk_ = {};
+  last_record_bytes_ = 0;
+  end_ = lsn{};
+  written_end_ = lsn{};
+  directory_dirty_ = false;
+
+  std::vector<std::string> names;
+  if (auto ec = fs_.list_files(dir_, names)) return fail(io_failure("list", dir_, ec));
+  for (const auto& name : names) {
+    std::uint64_t base;
+    if (!parse_numbered_name(name, k_segment_suffix, base)) continue;
+    const std::string path = path_of(lsn{base});
+    if (auto ec = fs_.remove_file(path)) return fail(io_failure("remove", path, ec));
+  }
+  if (auto ec = fs_.sync_directory(dir_)) return fail(io_failure("fsync directory", dir_, ec));
+  return {};
+}
+
 }  // namespace annal::engine

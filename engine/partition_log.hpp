@@ -88,6 +88,16 @@ class partition_log {
   // segment that end() lies in.
   status remove_segment(lsn base);
 
+  // Drops every record: afterwards the log is empty at lsn 0, like a new one,
+  // and the next append starts a segment at lsn 0. Removes every segment file
+  // in the directory (listed or not) and syncs the directory, so that no old
+  // file survives a power loss under a name a new segment will take. Records
+  // read before stay readable through their record_refs. A failed removal is
+  // sticky, like a failed write; an earlier sticky failure stays.
+  // Requires: no checkpoint a restart may load lists a segment (it would no
+  // longer load).
+  status clear();
+
   // File name of the segment starting at `base`.
   static std::string segment_name(lsn base);
 

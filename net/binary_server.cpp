@@ -303,9 +303,60 @@ class connection : public std::enable_shared_from_this<connection> {
       }
       case wire::Request::PING:
         return respond(id, [](wire::Response::Builder out) { out.setPong(); });
+      case wire::Request::READ_ALL: {
+        auto decoded = wire_codec::decode_read_all(request.getReadAll());
+        decoded.limit = std::min<std::size_t>(decoded.limit, core_->options.max_batch_events);
+        decoded.max_bytes = read_all_budget();
+        ++inflight_;
+        return handler.read_all(std::move(decoded),
+                                make_reply<actors::read_all_page>(id, [](auto out, const auto& r) {
+                                  wire_codec::encode_read_all_page(out.initReadAll(), r);
+                                }));
+      }
+      case wire::Request::STATS:
+        ++inflight_;
+        return handler.stats(make_reply<std::vector<actors::partition_stats>>(
+            id, [](auto out, const auto& r) { wire_codec::encode_stats(out.initStats(), r); }));
+      case wire::Request::SHIP_LOG:
+      case wire::Request::SEAL_PARTITION:
+      case wire::Request::UNSEAL_PARTITION:
+        return handle_transfer(id, request);
     }
     error_reply(id, {errc::unknown_request,
                      fmt::format("unknown request type {}", static_cast<unsigned>(which))});
+  }
+
+  // Partition handoff requests (node to node; docs/cluster.md).
+  void handle_transfer(std::uint64_t id, wire::Request::Reader request) {
+    auto* transfer = core_->options.transfer;
+    if (!transfer) {
+      return error_reply(id, {errc::unknown_request,
+                              "this node takes no partition handoff requests"});
+    }
+    auto sealed_reply = [](auto out, const lsn& end) { out.initSealed().setEnd(end.value()); };
+    ++inflight_;
+    switch (request.which()) {
+      case wire::Request::SHIP_LOG: {
+        auto in = request.getShipLog();
+        // The batch must fit in a reply frame.
+        const std::size_t max_bytes =
+            std::min<std::size_t>(in.getMaxBytes(), core_->options.max_frame_bytes / 2);
+        return transfer->ship_log(partition_id{in.getPartition()}, lsn{in.getFrom()}, max_bytes,
+                                  make_reply<engine::shipped_batch>(id, [](auto out,
+                                                                           const auto& batch) {
+                                    wire_codec::encode_shipped_batch(out.initShippedLog(), batch);
+                                  }));
+      }
+      case wire::Request::SEAL_PARTITION: {
+        auto in = request.getSealPartition();
+        return transfer->seal(partition_id{in.getPartition()},
+                              std::chrono::milliseconds(in.getHoldMs()),
+                              make_reply<lsn>(id, sealed_reply));
+      }
+      default:
+        return transfer->unseal(partition_id{request.getUnsealPartition().getPartition()},
+                                make_reply<lsn>(id, sealed_reply));
+    }
   }
 
   // A reply_fn that hands the result to this connection's strand. It holds
@@ -327,6 +378,15 @@ class connection : public std::enable_shared_from_this<connection> {
     return make_reply<engine::read_page>(id, [max_bytes](auto out, const auto& page) {
       wire_codec::encode_read_page(out.initRead(), page, max_bytes);
     });
+  }
+
+  // Event bytes of a read-all page (actors::read_all_page counts them with a
+  // per-event overhead): room for the page and its position list in a frame.
+  std::size_t read_all_budget() const {
+    const std::size_t frame = core_->options.max_frame_bytes;
+    const std::size_t fixed =
+        k_frame_slack_bytes + 16 * std::size_t{core_->options.partition_count};
+    return std::min(actors::k_read_all_max_bytes, frame > 2 * fixed ? frame - fixed : frame / 2);
   }
 
   actors::reply_fn<actors::write_reply> write_reply(std::uint64_t id) {
@@ -376,6 +436,16 @@ class connection : public std::enable_shared_from_this<connection> {
   // Expected size in words of a reply carrying `value` (0: small).
   template <class T>
   static std::size_t reply_words(const T&) { return 0; }
+  static std::size_t reply_words(const actors::read_all_page& page) {
+    auto words = [](std::size_t bytes) { return (bytes + 7) / 8; };
+    std::size_t total = 16 + page.next.size();
+    for (const auto& e : page.events) {
+      // AllEvent (1 data word, 2 pointers) + RecordedEvent + blobs.
+      total += 3 + 8 + words(e.stream.size() + 1) + words(e.event.type.size() + 1) +
+               words(e.event.data.size()) + words(e.event.metadata.size());
+    }
+    return total;
+  }
   static std::size_t reply_words(const engine::read_page& page) {
     auto words = [](std::size_t bytes) { return (bytes + 7) / 8; };
     std::size_t total = 16;  // Response, ReadReply, list tag

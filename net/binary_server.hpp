@@ -9,6 +9,7 @@
 #include <asio/ip/tcp.hpp>
 
 #include "actors/metrics.hpp"
+#include "actors/partition_transfer.hpp"
 #include "actors/requests.hpp"
 #include "engine/errors.hpp"
 #include "net/framing.hpp"
@@ -32,6 +33,10 @@ struct binary_server_options {
   // After an error that ends a connection, how long unread input is drained
   // before the socket is closed (so the peer reads the error instead of a reset).
   std::chrono::milliseconds linger{2000};
+  // Serves the handoff requests of other nodes (shipLog, sealPartition,
+  // unsealPartition); nullptr: they fail with unknown_request. Must outlive
+  // the server.
+  actors::partition_transfer* transfer = nullptr;
 };
 
 // The binary protocol server (docs/protocol.md): accepts TCP connections,

@@ -14,6 +14,7 @@
 #include "net/http_query.hpp"
 #include "net/json_codec.hpp"
 #include "net/prometheus.hpp"
+#include "net/read_all_token.hpp"
 
 namespace annal::net {
 namespace {
@@ -135,6 +136,14 @@ void http_api::handle(http_request request, respond_fn respond) {
     response.content_type = std::string(k_prometheus_content_type);
     response.body = render_prometheus(metrics_, options_.node_id);
     return respond(std::move(response));
+  }
+  if (path == "/all" || path == "/stats") {
+    if (request.method != "GET") {
+      metrics_.count_error(errc::unknown_request);
+      return respond(method_not_allowed("GET", request.method));
+    }
+    if (path == "/all") return read_all(request, std::move(respond));
+    return stats(std::move(respond));
   }
   if (path.starts_with("/admin/")) {
     if (!options_.admin) {
@@ -313,6 +322,45 @@ void http_api::put_snapshot(std::string stream, const http_request& request, res
                           if (!r) return respond_error(respond, r.err());
                           respond(json_response(200, json::encode_write_reply(*r)));
                         });
+}
+
+void http_api::read_all(const http_request& request, respond_fn respond) {
+  auto params = parse_query(request.query);
+  if (!params) return fail(respond, params.err());
+  auto limit = unsigned_param(*params, "limit");
+  if (!limit) return fail(respond, limit.err());
+  auto force_base64 = force_base64_param(*params);
+  if (!force_base64) return fail(respond, force_base64.err());
+  if (*limit && **limit == 0) {
+    return fail(respond, error{errc::invalid_argument, "\"limit\" must be at least 1"});
+  }
+  actors::read_all_request read;
+  read.limit =
+      std::min<std::uint64_t>(limit->value_or(options_.default_page_size), options_.max_page_size);
+  if (const std::string* from = find_param(*params, "from"); from && !from->empty()) {
+    auto positions = decode_read_all_token(*from);
+    if (!positions) return fail(respond, positions.err());
+    read.from = std::move(positions).value();
+  }
+  handler_.read_all(
+      std::move(read), [post = post_, respond = std::move(respond),
+                        base64 = *force_base64](engine::result<actors::read_all_page> page) {
+        if (!page) return respond_error(respond, page.err());
+        auto encode = [respond, base64, page = std::move(page).value()] {
+          respond(json_response(
+              200, json::encode_all_page(page, encode_read_all_token(page.next), base64)));
+        };
+        if (post) return post(std::move(encode));
+        encode();
+      });
+}
+
+void http_api::stats(respond_fn respond) {
+  handler_.stats(
+      [respond = std::move(respond)](engine::result<std::vector<actors::partition_stats>> r) {
+        if (!r) return respond_error(respond, r.err());
+        respond(json_response(200, json::encode_stats(*r)));
+      });
 }
 
 }  // namespace annal::net

@@ -96,6 +96,8 @@ class http_api : public std::enable_shared_from_this<http_api> {
   void put_metadata(std::string stream, const http_request& request, respond_fn respond);
   void get_snapshot(std::string stream, const http_request& request, respond_fn respond);
   void put_snapshot(std::string stream, const http_request& request, respond_fn respond);
+  void read_all(const http_request& request, respond_fn respond);
+  void stats(respond_fn respond);
 
   // An error found by the HTTP layer: counted, then answered.
   void fail(const respond_fn& respond, engine::error error);

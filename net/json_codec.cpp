@@ -4,6 +4,7 @@
 
 #include <array>
 #include <charconv>
+#include <map>
 #include <nlohmann/json.hpp>
 
 namespace annal::net::json {
@@ -414,6 +415,62 @@ std::string encode_error(const engine::error& e) {
     append_optional_version(out, e.current_version);
   }
   out += "}}";
+  return out;
+}
+
+std::string encode_all_page(const actors::read_all_page& page, std::string_view next_token,
+                            bool force_base64) {
+  std::string out = R"({"events":[)";
+  for (std::size_t i = 0; i < page.events.size(); ++i) {
+    const auto& e = page.events[i];
+    if (i > 0) out += ',';
+    out += R"({"stream":)";
+    out += quote(e.stream);
+    out += R"(,"partition":)";
+    out += std::to_string(e.partition.value());
+    out += R"(,"position":)";
+    out += std::to_string(e.event.position.value());
+    out += ',';
+    // encode_event's object without its opening brace.
+    out += std::string_view(encode_event(e.event, force_base64)).substr(1);
+  }
+  out += R"(],"next":)";
+  out += quote(next_token);
+  out += R"(,"atEnd":)";
+  out += page.at_end ? "true" : "false";
+  out += '}';
+  return out;
+}
+
+std::string encode_stats(const std::vector<actors::partition_stats>& stats) {
+  struct node_totals {
+    std::uint64_t partitions = 0, streams = 0, events = 0, bytes = 0;
+  };
+  std::map<std::string, node_totals> nodes;
+  std::uint64_t streams = 0, events = 0;
+  std::string out = R"({"partitions":[)";
+  for (std::size_t i = 0; i < stats.size(); ++i) {
+    const auto& s = stats[i];
+    if (i > 0) out += ',';
+    out += fmt::format(R"({{"partition":{},"node":{},"streams":{},"events":{},"endLsn":{}}})",
+                       s.partition.value(), quote(s.node), s.streams, s.events, s.end_lsn.value());
+    auto& n = nodes[s.node];
+    ++n.partitions;
+    n.streams += s.streams;
+    n.events += s.events;
+    n.bytes += s.end_lsn.value();
+    streams += s.streams;
+    events += s.events;
+  }
+  out += R"(],"nodes":[)";
+  bool first = true;
+  for (const auto& [id, n] : nodes) {
+    if (!first) out += ',';
+    first = false;
+    out += fmt::format(R"({{"node":{},"partitions":{},"streams":{},"events":{},"bytes":{}}})",
+                       quote(id), n.partitions, n.streams, n.events, n.bytes);
+  }
+  out += fmt::format(R"(],"streams":{},"events":{}}})", streams, events);
   return out;
 }
 

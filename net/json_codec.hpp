@@ -75,6 +75,16 @@ std::string encode_snapshot(const engine::snapshot_read& snapshot, bool force_ba
 
 std::string encode_write_reply(const actors::write_reply& reply);
 
+// GET /all: {"events": [{"stream", "partition", "position", "id", "type",
+// "version", "timestamp", "data", "metadata"}], "next": token, "atEnd": bool}.
+// `position` is the lsn of the event's record.
+std::string encode_all_page(const actors::read_all_page& page, std::string_view next_token,
+                            bool force_base64);
+// GET /stats: {"partitions": [{"partition", "node", "streams", "events",
+// "endLsn"}], "nodes": [{"node", "partitions", "streams", "events",
+// "bytes"}], "streams", "events"} (nodes by id; bytes = sum of endLsn).
+std::string encode_stats(const std::vector<actors::partition_stats>& stats);
+
 // {"error": {"code": errc_name, "message": ..., details}}; wrong_expected_version
 // carries "currentVersion" (null when the stream does not exist).
 std::string encode_error(const engine::error& error);

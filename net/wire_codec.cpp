@@ -291,4 +291,123 @@ std::optional<engine::snapshot_read> decode_snapshot(wire::SnapshotReply::Reader
   return snapshot;
 }
 
+// --- Read-all and stats ---
+
+actors::read_all_request decode_read_all(wire::ReadAllRequest::Reader request) {
+  actors::read_all_request out;
+  auto from = request.getFrom();
+  out.from.reserve(from.size());
+  for (const auto position : from) out.from.emplace_back(position);
+  out.limit = request.getLimit();
+  auto partitions = request.getPartitions();
+  out.partitions.reserve(partitions.size());
+  for (const auto p : partitions) out.partitions.emplace_back(p);
+  return out;
+}
+
+void encode_read_all(wire::ReadAllRequest::Builder out, const actors::read_all_request& request) {
+  auto from = out.initFrom(static_cast<unsigned>(request.from.size()));
+  for (unsigned i = 0; i < from.size(); ++i) from.set(i, request.from[i].value());
+  out.setLimit(static_cast<std::uint32_t>(
+      std::min<std::size_t>(request.limit, std::numeric_limits<std::uint32_t>::max())));
+  auto partitions = out.initPartitions(static_cast<unsigned>(request.partitions.size()));
+  for (unsigned i = 0; i < partitions.size(); ++i) {
+    partitions.set(i, request.partitions[i].value());
+  }
+}
+
+void encode_read_all_page(wire::ReadAllReply::Builder out, const actors::read_all_page& page) {
+  auto events = out.initEvents(static_cast<unsigned>(page.events.size()));
+  for (unsigned i = 0; i < events.size(); ++i) {
+    const auto& in = page.events[i];
+    auto event = events[i];
+    event.setStream(as_text(in.stream));
+    event.setPartition(in.partition.value());
+    event.setIndex(in.index);
+    auto recorded = event.initEvent();
+    encode_event_fields(recorded, in.event);
+    recorded.setVersion(in.event.version.value());
+    recorded.setTimestampUs(in.event.timestamp);
+    recorded.setPosition(in.event.position.value());
+  }
+  auto next = out.initNext(static_cast<unsigned>(page.next.size()));
+  for (unsigned i = 0; i < next.size(); ++i) next.set(i, page.next[i].value());
+  out.setAtEnd(page.at_end);
+}
+
+actors::read_all_page decode_read_all_page(wire::ReadAllReply::Reader reply,
+                                           std::shared_ptr<const void> keep_alive) {
+  actors::read_all_page page;
+  auto events = reply.getEvents();
+  page.events.resize(events.size());
+  for (unsigned i = 0; i < events.size(); ++i) {
+    auto in = events[i];
+    auto recorded = in.getEvent();
+    auto& out = page.events[i];
+    out.stream = view(in.getStream());
+    out.partition = partition_id{in.getPartition()};
+    out.index = in.getIndex();
+    out.event.id = join_event_id(recorded.getId0(), recorded.getId1());
+    out.event.type = view(recorded.getType());
+    out.event.data = view(recorded.getData());
+    out.event.metadata = view(recorded.getMetadata());
+    out.event.version = stream_version{recorded.getVersion()};
+    out.event.timestamp = recorded.getTimestampUs();
+    out.event.position = lsn{recorded.getPosition()};
+  }
+  auto next = reply.getNext();
+  page.next.reserve(next.size());
+  for (const auto position : next) page.next.emplace_back(position);
+  page.at_end = reply.getAtEnd();
+  page.buffers.push_back(std::move(keep_alive));
+  return page;
+}
+
+void encode_stats(wire::StatsReply::Builder out,
+                  const std::vector<actors::partition_stats>& stats) {
+  auto partitions = out.initPartitions(static_cast<unsigned>(stats.size()));
+  for (unsigned i = 0; i < partitions.size(); ++i) {
+    const auto& in = stats[i];
+    auto p = partitions[i];
+    p.setPartition(in.partition.value());
+    p.setNode(as_text(in.node));
+    p.setStreams(in.streams);
+    p.setEvents(in.events);
+    p.setEndLsn(in.end_lsn.value());
+  }
+}
+
+std::vector<actors::partition_stats> decode_stats(wire::StatsReply::Reader reply) {
+  std::vector<actors::partition_stats> stats;
+  auto partitions = reply.getPartitions();
+  stats.reserve(partitions.size());
+  for (const auto p : partitions) {
+    stats.push_back(actors::partition_stats{partition_id{p.getPartition()},
+                                            std::string(view(p.getNode())), p.getStreams(),
+                                            p.getEvents(), lsn{p.getEndLsn()}});
+  }
+  return stats;
+}
+
+void encode_shipped_batch(wire::ShipLogReply::Builder out, const engine::shipped_batch& batch) {
+  out.setFrom(batch.from.value());
+  out.setNext(batch.next.value());
+  out.setBytes(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(batch.bytes.data()),
+                                   batch.bytes.size()));
+  out.setCrc(batch.crc);
+  out.setSourceEnd(batch.source_end.value());
+}
+
+engine::shipped_batch decode_shipped_batch(wire::ShipLogReply::Reader reply) {
+  engine::shipped_batch batch;
+  batch.from = lsn{reply.getFrom()};
+  batch.next = lsn{reply.getNext()};
+  const auto bytes = reply.getBytes();
+  const auto* first = reinterpret_cast<const std::byte*>(bytes.begin());
+  batch.bytes.assign(first, first + bytes.size());
+  batch.crc = reply.getCrc();
+  batch.source_end = lsn{reply.getSourceEnd()};
+  return batch;
+}
+
 }  // namespace annal::net::wire_codec

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "actors/requests.hpp"
+#include "engine/shipped_batch.hpp"
 #include "engine/errors.hpp"
 #include "engine/partition.hpp"
 #include "schema/protocol.capnp.h"
@@ -59,6 +60,24 @@ engine::stream_info decode_stream_info(wire::StreamInfo::Reader info);
 actors::write_reply decode_write_reply(wire::WriteReply::Reader reply);
 std::optional<engine::snapshot_read> decode_snapshot(wire::SnapshotReply::Reader reply,
                                                      std::shared_ptr<const void> keep_alive);
+
+// --- Read-all and stats (both directions) ---
+
+// The lists as sent; check_read_all (actors/read_all.hpp) judges them.
+actors::read_all_request decode_read_all(wire::ReadAllRequest::Reader request);
+void encode_read_all(wire::ReadAllRequest::Builder out, const actors::read_all_request& request);
+// Every event of the page (the page's byte budget keeps it inside a frame).
+void encode_read_all_page(wire::ReadAllReply::Builder out, const actors::read_all_page& page);
+// The views point into the message: `keep_alive` goes into buffers.
+actors::read_all_page decode_read_all_page(wire::ReadAllReply::Reader reply,
+                                           std::shared_ptr<const void> keep_alive);
+void encode_stats(wire::StatsReply::Builder out, const std::vector<actors::partition_stats>& stats);
+std::vector<actors::partition_stats> decode_stats(wire::StatsReply::Reader reply);
+
+// --- Partition handoff (node to node) ---
+void encode_shipped_batch(wire::ShipLogReply::Builder out, const engine::shipped_batch& batch);
+// Copies the bytes: the batch outlives the message.
+engine::shipped_batch decode_shipped_batch(wire::ShipLogReply::Reader reply);
 
 // --- Event ids: bytes 0..7 little-endian in id0, 8..15 in id1 ---
 void split_event_id(const event_id& id, std::uint64_t& id0, std::uint64_t& id1);

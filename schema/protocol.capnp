@@ -82,7 +82,8 @@ struct PutSnapshotRequest {
 # "Read all"). The resume position is one lsn per partition.
 struct ReadAllRequest {
   # Per partition (index = partition id): where to continue, i.e. the `next`
-  # of the previous page. Empty: from the start of every partition.
+  # of the previous page. Empty: from the start of every partition. Each is
+  # a position (record lsn << 16) | index of the event in its record.
   from @0 :List(UInt64);
   limit @1 :UInt32;
   # Node to node only: the partitions to read. Empty: every partition.
@@ -206,6 +207,9 @@ struct AllEvent {
   stream @0 :Text;
   partition @1 :UInt32;
   event @2 :RecordedEvent;
+  # The event's index in its record (event.position is the record's lsn):
+  # with it a node resumes a partition in the middle of an append batch.
+  index @3 :UInt32;
 }
 
 struct ReadAllReply {
@@ -237,7 +241,7 @@ struct ShipLogReply {
 }
 
 struct SealReply {
-  end @0 :UInt64;       # the sealed partition's end lsn
+  end @0 :UInt64;       # the partition's end lsn
 }
 
 struct Response {
@@ -254,7 +258,6 @@ struct Response {
     readAll @9 :ReadAllReply;
     stats @10 :StatsReply;
     shippedLog @11 :ShipLogReply;
-    sealed @12 :SealReply;
-    done @13 :Void;
+    sealed @12 :SealReply;  # sealPartition and unsealPartition
   }
 }

@@ -47,6 +47,16 @@ class recording_peer final : public actors::peer {
                     actors::reply_fn<std::optional<engine::snapshot_read>> r) override {
     r(no());
   }
+  void ship_log(partition_id, lsn, std::size_t,
+                actors::reply_fn<engine::shipped_batch> r) override {
+    r(no());
+  }
+  void seal(partition_id, std::chrono::milliseconds, actors::reply_fn<lsn> r) override { r(no()); }
+  void unseal(partition_id, actors::reply_fn<lsn> r) override { r(no()); }
+  void read_all(actors::read_all_request, actors::reply_fn<actors::read_all_page> r) override {
+    r(no());
+  }
+  void stats(actors::reply_fn<std::vector<actors::partition_stats>> r) override { r(no()); }
 
   std::atomic<std::uint64_t> epoch_{0};
   std::atomic<bool> closed_{false};

@@ -48,6 +48,12 @@ class null_handler final : public actors::request_handler {
                     actors::reply_fn<std::optional<engine::snapshot_read>> f) override {
     f(unsupported());
   }
+  void read_all(actors::read_all_request, actors::reply_fn<actors::read_all_page> f) override {
+    f(unsupported());
+  }
+  void stats(actors::reply_fn<std::vector<actors::partition_stats>> f) override {
+    f(unsupported());
+  }
 
  private:
   static engine::error unsupported() { return {engine::errc::invalid_argument, "null handler"}; }

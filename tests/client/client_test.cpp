@@ -1,9 +1,11 @@
 #include "client/client.hpp"
 
 #include <future>
+#include <map>
 
 #include <gtest/gtest.h>
 
+#include "engine/partitioning.hpp"
 #include "tests/net/binary_fixture.hpp"
 #include "tests/support/event_factory.hpp"
 
@@ -108,6 +110,62 @@ TEST(client, every_operation_round_trips_blocking) {
   auto bad = c->append({"bad\x01id", engine::expected_version::any(), {make_event(10)}});
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.err().code, errc::invalid_stream_id);
+}
+
+TEST(client, read_all_and_stats_round_trip) {
+  binary_test_server server;
+  auto c = connect(server.port());
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->append({"all-1",
+                         engine::expected_version::any(),
+                         {make_event(1, "a", R"({"n":1})", "m"), make_event(2, "b", "\x01")}}));
+  ASSERT_TRUE(c->append({"all-2", engine::expected_version::any(), {make_event(3, "c")}}));
+  ASSERT_TRUE(c->append({"all-1", engine::expected_version::any(), {make_event(4, "d")}}));
+
+  std::vector<actors::all_event> events;
+  std::vector<actors::read_all_page> pages;  // keep the bytes of every page
+  actors::read_all_request request;
+  request.limit = 1;
+  for (int n = 0;; ++n) {
+    ASSERT_LT(n, 10);
+    auto page = c->read_all(request);
+    ASSERT_TRUE(page) << page.err().message;
+    ASSERT_EQ(page->next.size(), 4u);
+    request.from = page->next;
+    for (const auto& e : page->events) events.push_back(e);
+    const bool end = page->at_end;
+    pages.push_back(std::move(page).value());
+    if (end) break;
+  }
+  ASSERT_EQ(events.size(), 4u);
+  std::map<event_id, const actors::all_event*> by_id;
+  for (const auto& e : events) by_id[e.event.id] = &e;
+  ASSERT_EQ(by_id.size(), 4u);
+  const auto& first = *by_id.at(make_event_id(1));
+  EXPECT_EQ(first.stream, "all-1");
+  EXPECT_EQ(first.event.type, "a");
+  EXPECT_EQ(first.event.data, R"({"n":1})");
+  EXPECT_EQ(first.event.metadata, "m");
+  EXPECT_EQ(first.event.version, stream_version{0});
+  EXPECT_EQ(first.index, 0u);
+  const auto& second = *by_id.at(make_event_id(2));
+  EXPECT_EQ(second.index, 1u);
+  EXPECT_EQ(second.event.position, first.event.position);
+  EXPECT_EQ(second.event.data, "\x01");
+  EXPECT_EQ(by_id.at(make_event_id(4))->event.version, stream_version{2});
+  EXPECT_EQ(first.partition, engine::partition_for("all-1", 4));
+
+  auto wrong = c->read_all({std::vector<actors::all_position>(3), 10, {}});
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.err().code, errc::invalid_argument);
+
+  auto stats = c->stats();
+  ASSERT_TRUE(stats) << stats.err().message;
+  ASSERT_EQ(stats->size(), 4u);
+  std::uint64_t total = 0;
+  for (const auto& s : *stats) total += s.events;
+  EXPECT_EQ(total, 4u);
+  EXPECT_EQ((*stats)[0].node, "store");
 }
 
 TEST(client, async_calls_complete_with_values) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <set>
 
 #include "actors/cluster_router.hpp"
 #include "client/peer_link.hpp"
@@ -151,6 +152,114 @@ TEST_F(forwarding_test, not_owner_comes_back_when_the_refreshed_map_is_still_wro
   EXPECT_NE(r.err().message.find("partition 3"), std::string::npos) << r.err().message;
   EXPECT_EQ(x_.refreshes.load(), 1);  // exactly one retry
   EXPECT_FALSE(x_.has(stream) || y_.has(stream));
+}
+
+// --- Read-all and stats fan out: one request per node, merged ----------
+
+engine::result<actors::read_all_page> read_all(test_node& via,
+                                               std::vector<actors::all_position> from,
+                                               std::size_t limit) {
+  return await_reply<actors::read_all_page>([&](auto reply) {
+    via.router->read_all(actors::read_all_request{std::move(from), limit, {}}, reply);
+  });
+}
+
+engine::result<std::vector<actors::partition_stats>> stats(test_node& via) {
+  return await_reply<std::vector<actors::partition_stats>>(
+      [&](auto reply) { via.router->stats(reply); });
+}
+
+TEST_F(forwarding_test, read_all_merges_both_nodes_and_resumes_without_gaps_or_repeats) {
+  std::set<std::pair<std::string, std::uint64_t>> written;
+  for (int i = 0; i < 24; ++i) {
+    const auto stream = stream_in(static_cast<std::uint32_t>(i % 4), i / 4);
+    auto r = append(i % 2 ? x_ : y_, stream, 100 + i);
+    ASSERT_TRUE(r) << r.err().message;
+    written.emplace(stream, r->first_version.value());
+  }
+  for (auto* via : {&x_, &y_}) {
+    std::vector<actors::all_position> from;
+    std::set<std::pair<std::string, std::uint64_t>> seen;
+    std::set<std::uint32_t> partitions;
+    timestamp_us last = 0;
+    for (int pages = 0;; ++pages) {
+      ASSERT_LT(pages, 100);
+      auto page = read_all(*via, from, 5);
+      ASSERT_TRUE(page) << page.err().message;
+      ASSERT_LE(page->events.size(), 5u);
+      for (const auto& e : page->events) {
+        EXPECT_GE(e.event.timestamp, last);
+        last = e.event.timestamp;
+        EXPECT_TRUE(seen.emplace(std::string(e.stream), e.event.version.value()).second);
+        partitions.insert(e.partition.value());
+      }
+      from = page->next;
+      if (page->at_end) break;
+    }
+    EXPECT_EQ(seen, written) << "via " << via->id;
+    EXPECT_EQ(partitions.size(), 4u);
+  }
+  EXPECT_EQ(x_.refreshes.load() + y_.refreshes.load(), 0);
+}
+
+TEST_F(forwarding_test, stats_list_each_partition_once_from_its_owner) {
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(append(x_, stream_in(static_cast<std::uint32_t>(i % 4), 10 + i), 200 + i));
+  }
+  for (auto* via : {&x_, &y_}) {
+    auto all = stats(*via);
+    ASSERT_TRUE(all) << all.err().message;
+    ASSERT_EQ(all->size(), 4u);
+    std::uint64_t events = 0;
+    for (std::uint32_t p = 0; p < 4; ++p) {
+      EXPECT_EQ((*all)[p].partition, partition_id{p});
+      EXPECT_EQ((*all)[p].node, p < 2 ? "x" : "y");
+      EXPECT_EQ((*all)[p].events, 2u) << "partition " << p;
+      events += (*all)[p].events;
+    }
+    EXPECT_EQ(events, 8u);
+  }
+}
+
+TEST_F(forwarding_test, read_all_and_stats_at_a_stale_map_refresh_and_retry_once) {
+  // Partition 3 moved to x at epoch 2; y knows, x does not yet.
+  ASSERT_TRUE(append(x_, stream_in(2, 20), 300));
+  y_.router->set(y_.table(2, {"x", "x", "y", "x"}));
+  x_.on_refresh = [&] { x_.router->set(x_.table(2, {"x", "x", "y", "x"})); };
+  auto page = read_all(x_, {}, 100);
+  ASSERT_TRUE(page) << page.err().message;
+  EXPECT_EQ(x_.refreshes.load(), 1);
+  EXPECT_EQ(page->events.size(), 1u);
+
+  // And a map that stays wrong: the second not_owner comes back.
+  x_.on_refresh = nullptr;
+  x_.router->set(x_.table(1, {"x", "x", "y", "y"}));
+  auto all = stats(x_);
+  ASSERT_FALSE(all);
+  EXPECT_EQ(all.err().code, errc::not_owner);
+  EXPECT_EQ(x_.refreshes.load(), 2);
+  auto again = read_all(x_, {}, 100);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.err().code, errc::not_owner);
+}
+
+TEST_F(forwarding_test, an_unreachable_node_fails_read_all_and_stats_with_its_error) {
+  ASSERT_TRUE(append(x_, stream_in(3, 30), 400));
+  y_.server->stop();
+  // The request in flight when the link notices may be connection_lost;
+  // then the link knows and answers node_unavailable at once.
+  engine::result<actors::read_all_page> page = engine::error{errc::timeout, "not tried"};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  do {
+    page = read_all(x_, {}, 10);
+  } while (!page && page.err().code != errc::node_unavailable &&
+           std::chrono::steady_clock::now() < deadline);
+  ASSERT_FALSE(page);
+  EXPECT_EQ(page.err().code, errc::node_unavailable) << page.err().message;
+  EXPECT_NE(page.err().message.find("node y"), std::string::npos) << page.err().message;
+  auto all = stats(x_);
+  ASSERT_FALSE(all);
+  EXPECT_EQ(all.err().code, errc::node_unavailable);
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <sstream>
+
 #include "tests/integration/node_fixture.hpp"
 
 namespace annal::testing {
@@ -110,6 +112,64 @@ TEST_F(cli_test, check_verifies_a_stopped_node_s_directory) {
 
   r = run_annal({"check", data_.path()});
   EXPECT_EQ(r.exit_code, 2);  // not a data directory
+}
+
+TEST_F(cli_test, read_all_pages_with_the_token_and_stats_print_per_node_totals) {
+  ASSERT_EQ(annal({"append", "cli-all-1", "--type", "A", "--data", "1"}).exit_code, 0);
+  ASSERT_EQ(annal({"append", "cli-all-2", "--type", "B", "--data", "2"}).exit_code, 0);
+  ASSERT_EQ(annal({"append", "cli-all-1", "--type", "C", "--data", "3"}).exit_code, 0);
+
+  auto r = annal({"read-all", "--limit", "2", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto page = json::parse(r.out);
+  ASSERT_EQ(page["events"].size(), 2u);
+  EXPECT_EQ(page["events"][0]["stream"], "cli-all-1");
+  EXPECT_EQ(page["events"][0]["type"], "A");
+  EXPECT_FALSE(page["atEnd"].get<bool>());
+  r = annal({"read-all", "--from", page["next"].get<std::string>(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  page = json::parse(r.out);
+  ASSERT_EQ(page["events"].size(), 1u);
+  EXPECT_EQ(page["events"][0]["type"], "C");
+  EXPECT_TRUE(page["atEnd"].get<bool>());
+
+  // Text: a header, one line per event, then the token.
+  r = annal({"read-all"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> lines;
+  std::istringstream text(r.out);
+  for (std::string line; std::getline(text, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 5u) << r.out;
+  EXPECT_EQ(lines[0].rfind("TIMESTAMP", 0), 0u) << lines[0];
+  EXPECT_NE(lines[2].find("cli-all-2"), std::string::npos) << lines[2];
+  EXPECT_NE(lines[2].find(" B"), std::string::npos) << lines[2];
+  EXPECT_EQ(lines[4].rfind("next: ", 0), 0u) << lines[4];
+  EXPECT_NE(lines[4].find("(end of the log)"), std::string::npos) << lines[4];
+
+  r = annal({"read-all", "--from", "not-a-token"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err.rfind("annal: invalid read-all token", 0), 0u) << r.err;
+
+  r = annal({"stats", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto stats = json::parse(r.out);
+  EXPECT_EQ(stats["events"], 3);
+  EXPECT_EQ(stats["streams"], 2);
+  ASSERT_EQ(stats["nodes"].size(), 1u);
+  EXPECT_EQ(stats["nodes"][0]["node"], "dev");
+  EXPECT_EQ(stats["nodes"][0]["partitions"], stats["partitions"].size());
+  r = annal({"stats"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("PARTITION", 0), 0u) << r.out;
+  const auto total = r.out.find("\ntotal ");
+  ASSERT_NE(total, std::string::npos) << r.out;
+  std::istringstream row(r.out.substr(total + 1));
+  std::string name;
+  std::uint64_t partitions = 0, streams = 0, events = 0;
+  row >> name >> partitions >> streams >> events;
+  EXPECT_EQ(partitions, stats["partitions"].size());
+  EXPECT_EQ(streams, 2u);
+  EXPECT_EQ(events, 3u);
 }
 
 TEST_F(cli_test, bench_runs_a_short_load_and_prints_json) {

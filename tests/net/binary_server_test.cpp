@@ -208,6 +208,50 @@ TEST_F(binary_server_test, unknown_request_type_gets_unknown_request_and_connect
   EXPECT_EQ(server_->metrics().errors[static_cast<std::size_t>(errc::unknown_request)].load(), 1u);
 }
 
+TEST_F(binary_server_test, read_all_pages_fit_the_frame_limit) {
+  net::binary_server_options options;
+  options.max_frame_bytes = 64u << 10;
+  start(options);
+  auto c = client::client::connect(options_for(server_->port()));
+  ASSERT_TRUE(c) << c.err().message;
+  for (std::uint64_t i = 0; i < 30; ++i) {
+    auto r = (*c)->append({"big-" + std::to_string(i),
+                           engine::expected_version::any(),
+                           {make_event(100 + i, "big", std::string(8000, 'x'))}});
+    ASSERT_TRUE(r) << r.err().message;
+  }
+  raw_peer peer(server_->port());
+  peer.handshake();
+  std::vector<std::uint64_t> from;
+  std::size_t events = 0;
+  int pages = 0;
+  for (std::uint64_t id = 10;; ++id) {
+    ASSERT_LT(pages, 100);
+    peer.send(request_frame(
+        [&](auto r) {
+          auto read_all = r.initReadAll();
+          auto list = read_all.initFrom(static_cast<unsigned>(from.size()));
+          for (unsigned i = 0; i < from.size(); ++i) list.set(i, from[i]);
+          read_all.setLimit(1000);
+        },
+        id));
+    auto reply = peer.receive();
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_LE(reply->words.size() * sizeof(capnp::word), options.max_frame_bytes);
+    ASSERT_EQ(reply->get().which(), wire::Response::READ_ALL) << reply->error_code();
+    auto page = reply->get().getReadAll();
+    events += page.getEvents().size();
+    EXPECT_GE(page.getEvents().size(), 1u);
+    from.clear();
+    for (const auto position : page.getNext()) from.push_back(position);
+    ASSERT_EQ(from.size(), 4u);
+    ++pages;
+    if (page.getAtEnd()) break;
+  }
+  EXPECT_EQ(events, 31u);  // with acked-1
+  EXPECT_GT(pages, 3);
+}
+
 TEST_F(binary_server_test, invalid_stream_ids_get_invalid_stream_id) {
   start();
   raw_peer peer(server_->port());

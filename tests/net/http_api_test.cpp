@@ -385,6 +385,12 @@ class other_thread_handler final : public actors::request_handler {
                     actors::reply_fn<std::optional<engine::snapshot_read>> f) override {
     inner_.get_snapshot(std::move(s), later(std::move(f)));
   }
+  void read_all(actors::read_all_request r, actors::reply_fn<actors::read_all_page> f) override {
+    inner_.read_all(std::move(r), later(std::move(f)));
+  }
+  void stats(actors::reply_fn<std::vector<actors::partition_stats>> f) override {
+    inner_.stats(later(std::move(f)));
+  }
 
  private:
   template <class T>

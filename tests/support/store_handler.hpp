@@ -102,6 +102,43 @@ class store_handler final : public actors::request_handler {
     reply((*p)->get_snapshot(stream));
   }
 
+  // As the node does: every partition reads its page, then one merge.
+  void read_all(actors::read_all_request request,
+                actors::reply_fn<actors::read_all_page> reply) override {
+    std::lock_guard lock(mu_);
+    const std::uint32_t count = store_->partition_count();
+    if (auto checked = actors::check_read_all(request, count); !checked) {
+      return reply(checked.err());
+    }
+    if (request.partitions.empty()) {
+      for (std::uint32_t p = 0; p < count; ++p) request.partitions.emplace_back(p);
+    }
+    if (request.from.empty()) request.from.resize(count);
+    std::vector<actors::read_all_part> parts;
+    for (const auto p : request.partitions) {
+      auto partition = store_->get(p);
+      if (!partition) return reply(partition.err());
+      auto part = actors::read_partition_all(**partition, request.from[p.value()], request.limit,
+                                             request.max_bytes);
+      if (!part) return reply(part.err());
+      parts.push_back(std::move(part).value());
+    }
+    reply(actors::merge_read_all(std::move(parts), std::move(request.from), request.limit,
+                                 request.max_bytes));
+  }
+
+  void stats(actors::reply_fn<std::vector<actors::partition_stats>> reply) override {
+    std::lock_guard lock(mu_);
+    std::vector<actors::partition_stats> all;
+    for (std::uint32_t p = 0; p < store_->partition_count(); ++p) {
+      auto partition = store_->get(partition_id{p});
+      if (!partition) return reply(partition.err());
+      all.push_back(actors::stats_of(**partition));
+      all.back().node = "store";
+    }
+    reply(std::move(all));
+  }
+
  private:
   engine::result<engine::partition*> partition(const std::string& stream) {
     return store_->get(store_->partition_for(stream));
