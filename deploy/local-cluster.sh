@@ -7,13 +7,15 @@
 #
 # Ports: etcd client 23790 (peer 23800); node i (1..N) binary 7100+i,
 # HTTP 7200+i. Override the base with ANNAL_PORT_BASE (default 7000) and the
-# binary with ANNAL_BIN (default build/release/cli/annal).
+# binary with ANNAL_BIN (default build/release/cli/annal) and the partition
+# count with ANNAL_PARTITIONS (default 64).
 set -euo pipefail
 
 cmd=${1:-3}
 dir=${2:-./local-cluster}
 base=${ANNAL_PORT_BASE:-7000}
 annal=${ANNAL_BIN:-build/release/cli/annal}
+partitions=${ANNAL_PARTITIONS:-64}
 etcd_client=$((base + 16790))
 etcd_peer=$((base + 16800))
 
@@ -65,7 +67,7 @@ done
 for i in $(seq 1 "$n"); do
   "$annal" start --node-id "node-$i" --data "$dir/node-$i" \
     --listen "127.0.0.1:$((base + 100 + i))" --http "127.0.0.1:$((base + 200 + i))" \
-    --etcd "http://127.0.0.1:$etcd_client" --bootstrap-expect "$n" \
+    --etcd "http://127.0.0.1:$etcd_client" --bootstrap-expect "$n" --partitions "$partitions" \
     > "$dir/node-$i.log" 2>&1 &
   echo $! >> "$dir/pids"
 done
