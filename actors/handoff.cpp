@@ -52,7 +52,9 @@ handoff_manager::handoff_manager(handoff_options options, cluster::meta_store& s
 
 handoff_manager::~handoff_manager() { stop(); }
 
-void handoff_manager::start() { thread_ = std::thread([this] { run(); }); }
+void handoff_manager::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void handoff_manager::stop() {
   {
@@ -198,15 +200,15 @@ bool handoff_manager::move(partition_id p, const std::string& source,
   auto record = read_record(p);
   if (!record) return failed("reading the partition record", record.err());
   if (record->mod_revision != 0 && record->owner != source) {
-    return failed("checking the partition record",
-                  error{errc::conflict, fmt::format("the record names {} as the owner",
-                                                    record->owner)});
+    return failed(
+        "checking the partition record",
+        error{errc::conflict, fmt::format("the record names {} as the owner", record->owner)});
   }
 
   // 3. The write pause: seal, ship the rest, commit.
   const auto sealed_at = clock_type::now();
-  auto sealed = await<lsn>(
-      [&](auto reply) { link->seal(p, options_.hold_for, std::move(reply)); }, timeout);
+  auto sealed =
+      await<lsn>([&](auto reply) { link->seal(p, options_.hold_for, std::move(reply)); }, timeout);
   if (!sealed) return failed("sealing", sealed.err());
   auto abort = [&](std::string_view step, const error& e) {
     auto unsealed = await<lsn>([&](auto reply) { link->unseal(p, std::move(reply)); }, timeout);
@@ -227,8 +229,9 @@ bool handoff_manager::move(partition_id p, const std::string& source,
     auto map = cluster::map_from_json(current->kvs.front().value);
     if (!map) return abort("reading the map", map.err());
     if (!owns(cluster::placement(*map), p.value(), source)) {
-      return abort("checking the map", error{errc::conflict, "the partition is no longer the "
-                                                             "source's"});
+      return abort("checking the map", error{errc::conflict,
+                                             "the partition is no longer the "
+                                             "source's"});
     }
     auto edited = *map;
     edited.overrides[p] = target;
@@ -238,10 +241,9 @@ bool handoff_manager::move(partition_id p, const std::string& source,
     auto committed = store_.txn(
         {cluster::compare::mod_revision_is(k_map_key, cluster::compare::op::equal,
                                            current->kvs.front().mod_revision),
-         record->mod_revision == 0
-             ? cluster::compare::missing(key)
-             : cluster::compare::mod_revision_is(key, cluster::compare::op::equal,
-                                                 record->mod_revision)},
+         record->mod_revision == 0 ? cluster::compare::missing(key)
+                                   : cluster::compare::mod_revision_is(
+                                         key, cluster::compare::op::equal, record->mod_revision)},
         {cluster::op::put(k_map_key, cluster::to_json(edited)),
          cluster::op::put(key, record_json(options_.node_id, record->owner_epoch + 1))},
         {});
@@ -250,8 +252,8 @@ bool handoff_manager::move(partition_id p, const std::string& source,
       return failed("committing", committed.err());
     }
     if (committed->succeeded) {
-      const auto pause = std::chrono::duration_cast<std::chrono::microseconds>(
-          clock_type::now() - sealed_at);
+      const auto pause =
+          std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - sealed_at);
       members_.adopt(edited);
       {
         std::lock_guard lock(mu_);
@@ -261,8 +263,7 @@ bool handoff_manager::move(partition_id p, const std::string& source,
       spdlog::info(
           "handoff: partition {} moved from {} to {} at epoch {} (owner epoch {}): {} bytes, "
           "{:.1f} ms in all, writes held {:.1f} ms",
-          p.value(), source, options_.node_id, edited.epoch, record->owner_epoch + 1,
-          end->value(),
+          p.value(), source, options_.node_id, edited.epoch, record->owner_epoch + 1, end->value(),
           std::chrono::duration<double, std::milli>(clock_type::now() - copy_started).count(),
           pause.count() / 1000.0);
       return true;
@@ -306,15 +307,15 @@ void handoff_manager::end_expired_seals() {
     }
     const auto key = record_key(partition_id{p});
     auto fenced = store_.txn(
-        {record->mod_revision == 0
-             ? cluster::compare::missing(key)
-             : cluster::compare::mod_revision_is(key, cluster::compare::op::equal,
-                                                 record->mod_revision)},
+        {record->mod_revision == 0 ? cluster::compare::missing(key)
+                                   : cluster::compare::mod_revision_is(
+                                         key, cluster::compare::op::equal, record->mod_revision)},
         {cluster::op::put(key, record_json(options_.node_id, record->owner_epoch + 1))}, {});
     if (!fenced || !fenced->succeeded) continue;
-    spdlog::warn("handoff: partition {}: the copy did not finish within the hold; fenced at "
-                 "owner epoch {}, serving again",
-                 p, record->owner_epoch + 1);
+    spdlog::warn(
+        "handoff: partition {}: the copy did not finish within the hold; fenced at "
+        "owner epoch {}, serving again",
+        p, record->owner_epoch + 1);
     {
       std::lock_guard lock(mu_);
       seals_.erase(p);
@@ -328,16 +329,16 @@ void handoff_manager::delete_stale_copies(const cluster::cluster_map& map) {
   const auto wanted = unpinned_placement(map);
   for (std::uint32_t p = 0; p < map.partition_count; ++p) {
     if (owns(actual, p, options_.node_id) || owns(wanted, p, options_.node_id)) continue;
-    auto end = await<lsn>(
-        [&](auto reply) { local_.partition_end(partition_id{p}, std::move(reply)); },
-        options_.call_timeout);
+    auto end =
+        await<lsn>([&](auto reply) { local_.partition_end(partition_id{p}, std::move(reply)); },
+                   options_.call_timeout);
     if (!end || end->value() == 0) continue;
     // Only a copy whose partition the store says moved to another node.
     auto record = read_record(partition_id{p});
     if (!record || record->mod_revision == 0 || record->owner == options_.node_id) continue;
-    auto cleared = await<lsn>(
-        [&](auto reply) { local_.clear_partition(partition_id{p}, std::move(reply)); },
-        options_.call_timeout);
+    auto cleared =
+        await<lsn>([&](auto reply) { local_.clear_partition(partition_id{p}, std::move(reply)); },
+                   options_.call_timeout);
     if (!cleared) {
       spdlog::warn("handoff: partition {}: deleting this node's old copy failed: {}", p,
                    cleared.err().message);

@@ -96,10 +96,10 @@ class handoff_manager final : public partition_transfer {
   std::condition_variable wake_;
   bool stopping_ = false;                                                  // guarded by mu_
   bool map_changed_ = false;                                               // guarded by mu_
-  std::map<std::uint32_t, std::chrono::steady_clock::time_point> seals_;  // guarded by mu_
-  std::map<std::uint32_t, std::chrono::steady_clock::time_point> failed_; // worker only
-  std::uint64_t completed_ = 0;                                           // guarded by mu_
-  std::chrono::microseconds longest_pause_{0};                            // guarded by mu_
+  std::map<std::uint32_t, std::chrono::steady_clock::time_point> seals_;   // guarded by mu_
+  std::map<std::uint32_t, std::chrono::steady_clock::time_point> failed_;  // worker only
+  std::uint64_t completed_ = 0;                                            // guarded by mu_
+  std::chrono::microseconds longest_pause_{0};                             // guarded by mu_
   std::thread thread_;
 };
 

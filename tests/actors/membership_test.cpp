@@ -11,6 +11,7 @@
 
 #include "cluster/map_codec.hpp"
 #include "cluster/memory_meta_store.hpp"
+#include "tests/support/eventually.hpp"
 #include "engine/partitioning.hpp"
 #include "tests/support/await_reply.hpp"
 #include "tests/support/store_handler.hpp"
@@ -89,14 +90,6 @@ struct member {
   std::unique_ptr<actors::membership> m;
 };
 
-bool eventually(const std::function<bool()>& condition) {
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return condition();
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
 
 TEST(membership, a_single_node_forms_the_map_and_serves_every_partition) {
   cluster::memory_meta_store store;

@@ -17,6 +17,7 @@
 #include "engine/partitioning.hpp"
 #include "tests/integration/node_fixture.hpp"
 #include "tests/support/etcd_process.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/node_process.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -28,14 +29,6 @@ using namespace std::chrono_literals;
 
 constexpr std::uint32_t k_partitions = 16;
 
-bool eventually(const std::function<bool()>& condition, std::chrono::seconds timeout = 60s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return condition();
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
 
 class cluster_test : public ::testing::Test {
  protected:

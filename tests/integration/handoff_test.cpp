@@ -20,6 +20,7 @@
 #include "cluster/placement.hpp"
 #include "tests/integration/node_fixture.hpp"
 #include "tests/support/etcd_process.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/node_process.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -31,15 +32,6 @@ using namespace std::chrono_literals;
 
 constexpr std::uint32_t k_partitions = 16;
 constexpr int k_streams = 32;
-
-bool eventually(const std::function<bool()>& condition, std::chrono::seconds timeout = 120s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return condition();
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
 
 // Errors a writer may see while partitions move: nothing was applied, or
 // the retry (same event ids) is recognised as one.
@@ -164,11 +156,13 @@ class handoff_test : public ::testing::Test {
                      const std::function<bool(const cluster::cluster_map&)>& done,
                      const char* what) {
     for (const auto& id : on) {
-      ASSERT_TRUE(eventually([&] {
-        auto map = map_of(id);
-        return map && map->overrides.empty() && done(*map);
-      })) << what
-          << ": node " << id << " never settled; its output:\n"
+      ASSERT_TRUE(eventually(
+          [&] {
+            auto map = map_of(id);
+            return map && map->overrides.empty() && done(*map);
+          },
+          120s))
+          << what << ": node " << id << " never settled; its output:\n"
           << nodes_[id]->output();
     }
   }
@@ -186,25 +180,25 @@ class handoff_test : public ::testing::Test {
 
 TEST_F(handoff_test, join_drain_and_remove_under_load_lose_and_duplicate_nothing) {
   for (const char* id : {"a", "b", "c"}) start(id);
-  await_settled({"a", "b", "c"}, [&](const auto& map) { return map.nodes.size() == 3; },
-                "forming");
+  await_settled(
+      {"a", "b", "c"}, [&](const auto& map) { return map.nodes.size() == 3; }, "forming");
 
   writer load(*nodes_["a"]);
-  ASSERT_TRUE(eventually([&] { return load.acknowledged() >= 200; }));
+  ASSERT_TRUE(eventually([&] { return load.acknowledged() >= 200; }, 120s));
 
   // A fourth node joins: partitions move to it while the writer writes.
   start("d");
-  await_settled({"a", "b", "c", "d"},
-                [&](const auto& map) { return map.nodes.size() == 4 && held_by(map, "d") > 0; },
-                "joining d");
+  await_settled(
+      {"a", "b", "c", "d"},
+      [&](const auto& map) { return map.nodes.size() == 4 && held_by(map, "d") > 0; }, "joining d");
   const auto after_join = load.acknowledged();
-  ASSERT_TRUE(eventually([&] { return load.acknowledged() >= after_join + 200; }));
+  ASSERT_TRUE(eventually([&] { return load.acknowledged() >= after_join + 200; }, 120s));
 
   // Drain c: its partitions move to the others; then remove it.
   auto drained = admin("b", {"node", "drain", "c"});
   ASSERT_EQ(drained.exit_code, 0) << drained.err;
-  await_settled({"a", "b", "d"}, [&](const auto& map) { return held_by(map, "c") == 0; },
-                "draining c");
+  await_settled(
+      {"a", "b", "d"}, [&](const auto& map) { return held_by(map, "c") == 0; }, "draining c");
   // The drained node deleted its copies once their new owners served them:
   // no partition segment file is left.
   ASSERT_GT(segment_files(dir_.path() + "/a"), 0);
@@ -214,7 +208,7 @@ TEST_F(handoff_test, join_drain_and_remove_under_load_lose_and_duplicate_nothing
   auto removed = admin("a", {"node", "remove", "c"});
   ASSERT_EQ(removed.exit_code, 0) << removed.err;
   const auto after_drain = load.acknowledged();
-  ASSERT_TRUE(eventually([&] { return load.acknowledged() >= after_drain + 200; }));
+  ASSERT_TRUE(eventually([&] { return load.acknowledged() >= after_drain + 200; }, 120s));
   load.stop();
   EXPECT_EQ(nodes_["c"]->terminate(30s), 0);
 
@@ -239,7 +233,8 @@ TEST_F(handoff_test, join_drain_and_remove_under_load_lose_and_duplicate_nothing
       ASSERT_TRUE(page) << via << " " << stream << ": " << page.err().message;
       ASSERT_EQ(page->events.size(), ids.size()) << via << " " << stream;
       for (std::size_t v = 0; v < ids.size(); ++v) {
-        EXPECT_EQ(page->events[v].version, stream_version{static_cast<std::uint64_t>(v)}) << via << " " << stream;
+        EXPECT_EQ(page->events[v].version, stream_version{static_cast<std::uint64_t>(v)})
+            << via << " " << stream;
         EXPECT_EQ(page->events[v].id, ids[v]) << via << " " << stream << " version " << v;
       }
     }

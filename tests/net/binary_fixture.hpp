@@ -21,6 +21,7 @@
 
 #include "actors/metrics.hpp"
 #include "net/binary_server.hpp"
+#include "tests/support/eventually.hpp"
 #include "net/framing.hpp"
 #include "schema/protocol.capnp.h"
 #include "tests/support/store_handler.hpp"
@@ -33,16 +34,6 @@ namespace annal::testing {
 
 using namespace std::chrono_literals;
 
-// Polls `condition` until it holds or `timeout` passes; returns its last value.
-inline bool eventually(const std::function<bool()>& condition,
-                       std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return condition();
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
 
 // Wraps a handler; while `hold` is set, replies are kept until release().
 // Thread-safe.
