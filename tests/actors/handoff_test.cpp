@@ -395,15 +395,14 @@ TEST_F(handoff_source, a_seal_not_ended_in_time_is_fenced_off_and_the_parked_app
 // DISABLED: fails today. handoff_manager::seal (actors/handoff.cpp) writes
 // the new deadline into seals_ before the partition actor refuses the seal,
 // and keeps it on invalid_argument: the refused seal moves the running
-// hold's deadline, here from 300 ms to 120 s, so the parked append waits
+// hold's deadline, here from 1 s to 120 s, so the parked append waits
 // past the test's 30 s deadline; a target that keeps retrying keeps the
 // partition sealed for as long as it retries.
 TEST_F(handoff_source, DISABLED_a_refused_second_seal_leaves_the_hold_deadline_as_it_was) {
   const auto s = stream_in(p_, 6);
   auto first = append(a_.router(), s, expected_version::no_stream(), make_events(1, 1));
   ASSERT_TRUE(first) << first.err().message;
-  auto sealed =
-      await_reply<lsn>([&](auto reply) { a_.handoff().seal(p_, 300ms, std::move(reply)); });
+  auto sealed = await_reply<lsn>([&](auto reply) { a_.handoff().seal(p_, 1s, std::move(reply)); });
   ASSERT_TRUE(sealed) << sealed.err().message;
   pending<append_reply> parked;
   a_.router().append(append_of(s, expected_version::exact(0), make_events(2, 1)), parked.fn());
@@ -412,7 +411,7 @@ TEST_F(handoff_source, DISABLED_a_refused_second_seal_leaves_the_hold_deadline_a
   ASSERT_FALSE(again);
   EXPECT_EQ(again.err().code, errc::invalid_argument);
 
-  // The first seal's hold ends after 300 ms: fenced, then served.
+  // The first seal's hold ends after 1 s: fenced, then served.
   auto r = parked.get();
   ASSERT_TRUE(r) << r.err().message;
   EXPECT_EQ(r->first_version.value(), 1u);
