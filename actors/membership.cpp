@@ -391,7 +391,9 @@ void membership::apply(const cluster::cluster_map& map) {
   auto announce = [&](bool gains) {
     if (!on_ownership_) return;
     for (std::uint32_t p = 0; p < owned.size(); ++p) {
-      if (owned[p] == gains && (first || owned_[p] != owned[p])) on_ownership_(partition_id{p}, gains);
+      if (owned[p] == gains && (first || owned_[p] != owned[p])) {
+        on_ownership_(partition_id{p}, gains);
+      }
     }
   };
   announce(true);

@@ -161,7 +161,7 @@ void partition_actor::on_set_owned(const set_owned_msg& m) {
                                        "waited for the handoff",
                                        id_.value())});
   }
-  spdlog::info("partition {}: {} on this node", id_.value(), owned_ ? "served" : "not served");
+  spdlog::debug("partition {}: {} on this node", id_.value(), owned_ ? "served" : "not served");
 }
 
 void partition_actor::on_apply_shipped(apply_shipped_msg& m) {
@@ -200,10 +200,10 @@ void partition_actor::on_unseal(unseal_msg& m) {
 
 void partition_actor::on_clear(clear_msg& m) {
   if (owned_ || !waiters_.empty()) {
-    return fail(m.reply,
-                engine::error{engine::errc::invalid_argument,
-                              fmt::format("partition {} cannot be cleared: {}", id_.value(),
-                                          owned_ ? "this node serves it" : "writes are in flight")});
+    const char* why = owned_ ? "this node serves it" : "writes are in flight";
+    return fail(m.reply, engine::error{engine::errc::invalid_argument,
+                                       fmt::format("partition {} cannot be cleared: {}",
+                                                   id_.value(), why)});
   }
   if (auto s = partition_.clear(); !s) return fail(m.reply, s.err());
   spdlog::info("partition {}: copy deleted (the partition is served by another node)",
