@@ -92,12 +92,15 @@ void handoff_manager::ship_log(partition_id p, lsn from, std::size_t max_bytes,
 
 void handoff_manager::seal(partition_id p, std::chrono::milliseconds hold_for,
                            reply_fn<lsn> reply) {
+  // The deadline is set before the seal so that it covers the seal from its
+  // first moment; a seal refused because one is running keeps that one's.
+  bool inserted = false;
   {
     std::lock_guard lock(mu_);
-    seals_[p.value()] = clock_type::now() + hold_for;
+    inserted = seals_.try_emplace(p.value(), clock_type::now() + hold_for).second;
   }
-  local_.seal(p, [this, p, reply = std::move(reply)](result<lsn> r) {
-    if (!r && r.err().code != errc::invalid_argument) {
+  local_.seal(p, [this, p, inserted, reply = std::move(reply)](result<lsn> r) {
+    if (!r && inserted) {
       std::lock_guard lock(mu_);
       seals_.erase(p.value());
     }

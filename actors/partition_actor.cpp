@@ -364,6 +364,9 @@ void partition_actor::fail_all(const engine::error& e) {
     seal_reply_.reset();
     reply(e);
   }
+  // The handoff cannot go on: serve what the seal held (writes then fail
+  // with the node log's sticky error, reads are answered).
+  end_seal(std::nullopt);
 }
 
 void partition_actor::maybe_checkpoint() {

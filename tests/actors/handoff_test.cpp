@@ -392,13 +392,10 @@ TEST_F(handoff_source, a_seal_not_ended_in_time_is_fenced_off_and_the_parked_app
 
 // A seal refused because the partition is sealed already (a target retrying
 // after its seal's reply was lost, say) must leave the hold as it is.
-// DISABLED: fails today. handoff_manager::seal (actors/handoff.cpp) writes
-// the new deadline into seals_ before the partition actor refuses the seal,
-// and keeps it on invalid_argument: the refused seal moves the running
-// hold's deadline, here from 1 s to 120 s, so the parked append waits
-// past the test's 30 s deadline; a target that keeps retrying keeps the
-// partition sealed for as long as it retries.
-TEST_F(handoff_source, DISABLED_a_refused_second_seal_leaves_the_hold_deadline_as_it_was) {
+// A seal refused because one is running (a target retrying after a lost
+// reply) must not move the running hold's deadline: the source still ends
+// the hold after the first seal's hold_for.
+TEST_F(handoff_source, a_refused_second_seal_leaves_the_hold_deadline_as_it_was) {
   const auto s = stream_in(p_, 6);
   auto first = append(a_.router(), s, expected_version::no_stream(), make_events(1, 1));
   ASSERT_TRUE(first) << first.err().message;
