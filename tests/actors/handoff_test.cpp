@@ -34,6 +34,7 @@
 #include "tests/actors/node_harness.hpp"
 #include "tests/support/event_factory.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/unreachable_peer.hpp"
 
 namespace annal::testing {
 namespace {
@@ -89,46 +90,6 @@ std::string stream_in(partition_id p, int n) {
     if (engine::partition_for(s, k_partitions) == p) return s;
   }
 }
-
-// Another node as a stand-in: every call fails with node_unavailable.
-class unreachable_peer final : public actors::peer {
- public:
-  void set_epoch(std::uint64_t) override {}
-  void close() override {}
-  void append(actors::append_request, actors::reply_fn<append_reply> r) override { r(no()); }
-  void read(actors::read_request, actors::reply_fn<engine::read_page> r) override { r(no()); }
-  void read_last(std::string, actors::reply_fn<engine::read_page> r) override { r(no()); }
-  void get_stream_info(std::string, actors::reply_fn<engine::stream_info> r) override { r(no()); }
-  void set_metadata(std::string, engine::stream_metadata,
-                    actors::reply_fn<actors::write_reply> r) override {
-    r(no());
-  }
-  void delete_stream(std::string, expected_version, bool,
-                     actors::reply_fn<actors::write_reply> r) override {
-    r(no());
-  }
-  void put_snapshot(std::string, stream_version, std::string,
-                    actors::reply_fn<actors::write_reply> r) override {
-    r(no());
-  }
-  void get_snapshot(std::string,
-                    actors::reply_fn<std::optional<engine::snapshot_read>> r) override {
-    r(no());
-  }
-  void read_all(actors::read_all_request, actors::reply_fn<actors::read_all_page> r) override {
-    r(no());
-  }
-  void stats(actors::reply_fn<std::vector<actors::partition_stats>> r) override { r(no()); }
-  void ship_log(partition_id, lsn, std::size_t,
-                actors::reply_fn<engine::shipped_batch> r) override {
-    r(no());
-  }
-  void seal(partition_id, std::chrono::milliseconds, actors::reply_fn<lsn> r) override { r(no()); }
-  void unseal(partition_id, actors::reply_fn<lsn> r) override { r(no()); }
-
- private:
-  static engine::error no() { return {errc::node_unavailable, "stand-in peer"}; }
-};
 
 // A node wired as cli/server_command.cpp wires it: membership over `store`
 // (ownership listener -> node::set_owned, applied listener ->

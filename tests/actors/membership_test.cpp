@@ -16,55 +16,13 @@
 #include "tests/support/await_reply.hpp"
 #include "tests/support/store_handler.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/unreachable_peer.hpp"
 
 namespace annal::testing {
 namespace {
 
 using engine::errc;
 using namespace std::chrono_literals;
-
-// A peer that answers every request with node_unavailable and records its epoch.
-class recording_peer final : public actors::peer {
- public:
-  void set_epoch(std::uint64_t epoch) override { epoch_ = epoch; }
-  void close() override { closed_ = true; }
-  void append(actors::append_request, actors::reply_fn<actors::append_reply> r) override { r(no()); }
-  void read(actors::read_request, actors::reply_fn<engine::read_page> r) override { r(no()); }
-  void read_last(std::string, actors::reply_fn<engine::read_page> r) override { r(no()); }
-  void get_stream_info(std::string, actors::reply_fn<engine::stream_info> r) override { r(no()); }
-  void set_metadata(std::string, engine::stream_metadata,
-                    actors::reply_fn<actors::write_reply> r) override {
-    r(no());
-  }
-  void delete_stream(std::string, engine::expected_version, bool,
-                     actors::reply_fn<actors::write_reply> r) override {
-    r(no());
-  }
-  void put_snapshot(std::string, stream_version, std::string,
-                    actors::reply_fn<actors::write_reply> r) override {
-    r(no());
-  }
-  void get_snapshot(std::string,
-                    actors::reply_fn<std::optional<engine::snapshot_read>> r) override {
-    r(no());
-  }
-  void ship_log(partition_id, lsn, std::size_t,
-                actors::reply_fn<engine::shipped_batch> r) override {
-    r(no());
-  }
-  void seal(partition_id, std::chrono::milliseconds, actors::reply_fn<lsn> r) override { r(no()); }
-  void unseal(partition_id, actors::reply_fn<lsn> r) override { r(no()); }
-  void read_all(actors::read_all_request, actors::reply_fn<actors::read_all_page> r) override {
-    r(no());
-  }
-  void stats(actors::reply_fn<std::vector<actors::partition_stats>> r) override { r(no()); }
-
-  std::atomic<std::uint64_t> epoch_{0};
-  std::atomic<bool> closed_{false};
-
- private:
-  static engine::error no() { return {errc::node_unavailable, "recording peer"}; }
-};
 
 struct member {
   member(std::string id, cluster::meta_store& store, std::uint32_t bootstrap_expect = 1)
@@ -77,7 +35,7 @@ struct member {
     options.lease_ttl = 2s;
     m = std::make_unique<actors::membership>(options, store, local,
                                              [this](const cluster::node_entry& node) {
-                                               auto p = std::make_shared<recording_peer>();
+                                               auto p = std::make_shared<unreachable_peer>();
                                                peers[node.id] = p;
                                                return p;
                                              });
@@ -86,7 +44,7 @@ struct member {
 
   temp_dir dir;
   store_handler local;
-  std::map<std::string, std::shared_ptr<recording_peer>> peers;
+  std::map<std::string, std::shared_ptr<unreachable_peer>> peers;
   std::unique_ptr<actors::membership> m;
 };
 

@@ -45,12 +45,8 @@ class cluster_test : public ::testing::Test {
 
   void start(const std::string& id) {
     clients_.erase(id);
-    nodes_[id] = std::make_unique<node_process>(
-        dir_.path() + "/" + id,
-        std::vector<std::string>{"--node-id", id, "--etcd", etcd_.client_url(),
-                                 "--bootstrap-expect", "3", "--partitions",
-                                 std::to_string(k_partitions)},
-        60s, "start");
+    nodes_[id] =
+        start_cluster_node(dir_.path() + "/" + id, id, etcd_.client_url(), 3, k_partitions);
   }
 
   client::client& via(const std::string& id) {

@@ -126,12 +126,8 @@ int segment_files(const std::string& data_dir) {
 class handoff_test : public ::testing::Test {
  protected:
   void start(const std::string& id) {
-    nodes_[id] = std::make_unique<node_process>(
-        dir_.path() + "/" + id,
-        std::vector<std::string>{"--node-id", id, "--etcd", etcd_.client_url(),
-                                 "--bootstrap-expect", "3", "--partitions",
-                                 std::to_string(k_partitions)},
-        60s, "start");
+    nodes_[id] =
+        start_cluster_node(dir_.path() + "/" + id, id, etcd_.client_url(), 3, k_partitions);
   }
 
   std::optional<cluster::cluster_map> map_of(const std::string& id) {

@@ -141,6 +141,19 @@ std::string node_process::output() {
   return output_;
 }
 
+std::unique_ptr<node_process> start_cluster_node(const std::string& data_dir,
+                                                 const std::string& id,
+                                                 const std::string& etcd_url,
+                                                 std::uint32_t bootstrap_expect,
+                                                 std::uint32_t partitions) {
+  return std::make_unique<node_process>(
+      data_dir,
+      std::vector<std::string>{"--node-id", id, "--etcd", etcd_url, "--bootstrap-expect",
+                               std::to_string(bootstrap_expect), "--partitions",
+                               std::to_string(partitions)},
+      std::chrono::seconds(60), "start");
+}
+
 command_result run_annal(const std::vector<std::string>& args, const std::string& stdin_text,
                          std::chrono::seconds deadline) {
   int in[2], out[2], err[2];

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,14 @@ class node_process {
   std::uint16_t binary_port_ = 0;
   std::uint16_t http_port_ = 0;
 };
+
+// `annal start` as node `id` of a cluster whose map lives in the etcd at
+// `etcd_url`, formed once `bootstrap_expect` nodes registered.
+std::unique_ptr<node_process> start_cluster_node(const std::string& data_dir,
+                                                 const std::string& id,
+                                                 const std::string& etcd_url,
+                                                 std::uint32_t bootstrap_expect,
+                                                 std::uint32_t partitions);
 
 // Runs `annal args...` to completion (bounded by `deadline`), returning its
 // exit code and stdout/stderr.
