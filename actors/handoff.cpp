@@ -132,6 +132,9 @@ void handoff_manager::run() {
     const auto map = members_.current_map();
     if (!map) continue;
     if (changed) delete_stale_copies(*map);
+    // Pending moves change only with the map, or when a failed one is due
+    // again: an idle pass computes no placement.
+    if (!changed && failed_.empty()) continue;
 
     const auto actual = cluster::placement(*map);
     const auto wanted = unpinned_placement(*map);
