@@ -149,24 +149,37 @@ engine::result<asio::ip::tcp::endpoint> http_server::listen(const std::string& h
           .incoming_http_msg_limits(restinio::incoming_http_msg_limits_t{}.max_body_size(body_limit))
           .acceptor_post_bind_hook(
               [bound](asio::ip::tcp::acceptor& acceptor) { *bound = acceptor.local_endpoint(); })
-          .request_handler([api, stopping](restinio::request_handle_t request) {
+          .request_handler([api, stopping, io = &impl_->io](restinio::request_handle_t request) {
+            // An answer sent from inside this handler makes RESTinio start
+            // reading the next request twice (once here, once after the
+            // write), which can reset its parser in the middle of the next
+            // request. Answers given before the handler returns are posted.
+            auto handler_running = std::make_shared<std::atomic<bool>>(true);
+            auto respond = [request, handler_running, io](http_response response) {
+              if (handler_running->load(std::memory_order_acquire)) {
+                asio::post(*io, [request, response = std::move(response)]() mutable {
+                  send(request, std::move(response));
+                });
+              } else {
+                send(request, std::move(response));
+              }
+            };
             if (stopping->load(std::memory_order_acquire)) {
               http_response response;
               response.status = 503;
               response.body = json::encode_error(
                   engine::error{engine::errc::shutting_down, "the node is stopping"});
               response.headers.emplace_back("Connection", "close");
-              send(request, std::move(response));
-              return restinio::request_accepted();
+              respond(std::move(response));
+            } else {
+              http_request parsed;
+              parsed.method = request->header().method().c_str();
+              parsed.path = std::string(request->header().path());
+              parsed.query = std::string(request->header().query());
+              parsed.body = request->body();
+              api->handle(std::move(parsed), respond);
             }
-            http_request parsed;
-            parsed.method = request->header().method().c_str();
-            parsed.path = std::string(request->header().path());
-            parsed.query = std::string(request->header().query());
-            parsed.body = request->body();
-            api->handle(std::move(parsed), [request](http_response response) {
-              send(request, std::move(response));
-            });
+            handler_running->store(false, std::memory_order_release);
             return restinio::request_accepted();
           });
   try {
