@@ -51,6 +51,9 @@ const char* errc_name(errc e) {
     case errc::conflict: return "conflict";
     case errc::metadata_unavailable: return "metadata_unavailable";
     case errc::full_copy_needed: return "full_copy_needed";
+    case errc::query_syntax: return "query_syntax";
+    case errc::query_too_large: return "query_too_large";
+    case errc::query_timeout: return "query_timeout";
   }
   return "unknown";
 }

@@ -52,7 +52,11 @@ enum class errc {
   // Replication.
   full_copy_needed,  // shipping from an lsn the source no longer holds (retention
                      // removed it): the copy must start from whole segments
-  last_errc = full_copy_needed,
+  // Queries.
+  query_syntax,         // query text that does not parse (the message names the position)
+  query_too_large,      // a query would scan more events than the node's limit
+  query_timeout,        // a query ran longer than its time limit
+  last_errc = query_timeout,
 };
 
 // The errc whose errc_name() is `name`; nullopt for a name we do not know.

@@ -74,7 +74,10 @@ int http_status(errc code) {
     case errc::invalid_argument:
     case errc::malformed_request:
     case errc::unknown_request:
-    case errc::unsupported_version: return 400;
+    case errc::unsupported_version:
+    case errc::query_syntax: return 400;
+    case errc::query_too_large: return 422;
+    case errc::query_timeout: return 504;
     case errc::batch_too_large:
     case errc::frame_too_large: return 413;
     case errc::too_many_connections:

@@ -12,7 +12,7 @@ packages=(
   libgtest-dev libgmock-dev
   libbenchmark-dev
   libisal-dev libxxhash-dev
-  nlohmann-json3-dev
+  nlohmann-json3-dev libsimdjson-dev
   libcli11-dev
   librestinio-dev libhttp-parser-dev
   etcd-server libcurl4-openssl-dev
