@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <mutex>
 
 #include "actors/fan_in.hpp"
+#include "actors/partition_list.hpp"
+#include "engine/query/plan.hpp"
 #include "engine/partitioning.hpp"
 
 namespace annal::actors {
@@ -15,6 +18,10 @@ const error& invalid_stream() {
                        "a stream id is 1..256 bytes of valid UTF-8 without control characters"};
   return e;
 }
+
+// The longest a long-poll read-all waits on a node when it is fanned out
+// (peer links time requests out after 10 s).
+constexpr std::uint32_t k_forwarded_wait_ms = 5000;
 
 // `x` itself on the last attempt, a copy when a retry may still need it.
 template <class X>
@@ -132,6 +139,27 @@ class cluster_router::local_view final : public request_handler {
     }
     const auto local = table->owners[request.partitions.front().value()];
     local->read_all(std::move(request), std::move(reply));
+  }
+  // Only partitions this node owns (all it owns when none are listed).
+  void query(query_request request, reply_fn<engine::query::partial_result> reply) override {
+    const auto table = router_.table();
+    if (auto checked = check_partition_list(request.partitions, table->partition_count);
+        !checked) {
+      return reply(checked.err());
+    }
+    if (request.partitions.empty()) {
+      for (std::uint32_t p = 0; p < table->owners.size(); ++p) {
+        if (owns(*table, p)) request.partitions.emplace_back(p);
+      }
+      if (request.partitions.empty()) {  // this node owns nothing
+        return reply(engine::query::partial_result{});
+      }
+    }
+    for (const auto p : request.partitions) {
+      if (!owns(*table, p.value())) return reply(not_owned(*table, p.value()));
+    }
+    const auto local = table->owners[request.partitions.front().value()];
+    local->query(std::move(request), std::move(reply));
   }
   // This node's report of the partitions it owns.
   void stats(reply_fn<std::vector<partition_stats>> reply) override {
@@ -298,10 +326,13 @@ void cluster_router::read_all_attempt(read_all_request request, reply_fn<read_al
   if (!groups) return reply(groups.err());
   if (request.from.empty()) request.from.resize(count);
   auto owners = std::move(groups).value();
+  if (request.wait_ms > 0 && !request.from_end) {
+    return read_all_waiting(std::move(request), std::move(reply), retried);
+  }
   std::vector<read_all_request> requests;
   for (const auto& g : owners) {
-    requests.push_back(
-        read_all_request{request.from, request.limit, g.partitions, request.max_bytes});
+    requests.push_back(request);
+    requests.back().partitions = g.partitions;
   }
   auto gather = fan_in<read_all_page>::make(
       owners.size(), [this, request, reply = std::move(reply), owners,
@@ -324,6 +355,68 @@ void cluster_router::read_all_attempt(read_all_request request, reply_fn<read_al
       });
   for (std::size_t i = 0; i < owners.size(); ++i) {
     owners[i].handler->read_all(std::move(requests[i]), gather->slot(i));
+  }
+}
+
+void cluster_router::read_all_waiting(read_all_request request, reply_fn<read_all_page> reply,
+                                      bool retried) {
+  const auto table = table_.load();
+  auto groups = group_by_owner(*table, request.partitions.empty()
+                                           ? every_partition(table->partition_count)
+                                           : request.partitions);
+  if (!groups) return reply(groups.err());
+  auto owners = std::move(groups).value();
+  // The first node with events (or an error) answers for the page: its
+  // partitions advance, the others keep their `from`. Only when every node
+  // answered with nothing is the page at its end. Later answers are dropped
+  // (each node's waits end by themselves).
+  struct gather_state {
+    std::mutex mu;
+    bool done = false;              // guarded by mu
+    std::size_t missing = 0;        // guarded by mu
+    std::vector<read_all_part> parts;  // guarded by mu: the empty answers
+    read_all_request request;
+    std::vector<node_group> owners;
+    reply_fn<read_all_page> reply;
+  };
+  auto state = std::make_shared<gather_state>();
+  state->missing = owners.size();
+  state->request = request;
+  state->owners = owners;
+  state->reply = std::move(reply);
+  for (std::size_t i = 0; i < owners.size(); ++i) {
+    auto node_request = request;
+    node_request.partitions = owners[i].partitions;
+    // Well inside a peer link's request timeout; an earlier empty answer is
+    // allowed (the reader just asks again).
+    node_request.wait_ms = std::min(node_request.wait_ms, k_forwarded_wait_ms);
+    owners[i].handler->read_all(
+        std::move(node_request), [this, state, i, retried](result<read_all_page> page) {
+          std::unique_lock lock(state->mu);
+          if (state->done) return;
+          if (!page) {
+            state->done = true;
+            lock.unlock();
+            auto e = std::move(page.err());
+            if (e.code != errc::not_owner || retried || !refresh_) {
+              return state->reply(std::move(e));
+            }
+            return refresh_([this, state]() mutable {
+              read_all_attempt(std::move(state->request), std::move(state->reply), true);
+            });
+          }
+          const bool empty_at_end = page->events.empty() && page->at_end;
+          state->parts.push_back(part_of(std::move(page).value(), state->owners[i].partitions));
+          if (empty_at_end && --state->missing > 0) return;
+          state->done = true;
+          auto parts = empty_at_end ? std::move(state->parts)
+                                    : std::vector<read_all_part>{std::move(state->parts.back())};
+          lock.unlock();
+          auto merged = merge_read_all(std::move(parts), std::move(state->request.from),
+                                       state->request.limit, state->request.max_bytes);
+          if (!empty_at_end) merged.at_end = false;  // the other nodes were not heard
+          state->reply(std::move(merged));
+        });
   }
 }
 
@@ -375,6 +468,51 @@ void cluster_router::stats_attempt(reply_fn<std::vector<partition_stats>> reply,
         reply(std::move(all));
       });
   for (std::size_t i = 0; i < owners.size(); ++i) owners[i].handler->stats(gather->slot(i));
+}
+
+void cluster_router::query(query_request request,
+                           reply_fn<engine::query::partial_result> reply) {
+  query_attempt(std::move(request), std::move(reply), false);
+}
+
+void cluster_router::query_attempt(query_request request,
+                                   reply_fn<engine::query::partial_result> reply, bool retried) {
+  const auto table = table_.load();
+  const std::uint32_t count = table->partition_count;
+  if (auto checked = check_partition_list(request.partitions, count); !checked) {
+    return reply(checked.err());
+  }
+  auto plan = engine::query::plan::compile(request.query);
+  if (!plan) return reply(plan.err());
+  auto groups = group_by_owner(
+      *table, request.partitions.empty() ? every_partition(count) : request.partitions);
+  if (!groups) return reply(groups.err());
+  auto owners = std::move(groups).value();
+  auto gather = fan_in<engine::query::partial_result>::make(
+      owners.size(),
+      [this, request, reply = std::move(reply), plan = *plan,
+       retried](std::vector<result<engine::query::partial_result>> parts) mutable {
+        engine::query::partial_result merged;
+        for (auto& part : parts) {
+          if (!part) {
+            auto e = part.err();
+            if (e.code != errc::not_owner || retried || !refresh_) return reply(std::move(e));
+            return refresh_(
+                [this, request = std::move(request), reply = std::move(reply)]() mutable {
+                  query_attempt(std::move(request), std::move(reply), true);
+                });
+          }
+          if (auto s = engine::query::merge(merged, std::move(part).value(), *plan); !s) {
+            return reply(s.err());
+          }
+        }
+        reply(std::move(merged));
+      });
+  for (std::size_t i = 0; i < owners.size(); ++i) {
+    query_request part{request.query, owners[i].partitions, request.allow_partial,
+                       request.timeout_ms};
+    owners[i].handler->query(std::move(part), gather->slot(i));
+  }
 }
 
 }  // namespace annal::actors

@@ -74,6 +74,10 @@ class cluster_router final : public request_handler {
   // Merged by partition; a node whose report lacks a partition the map
   // gives it counts as not_owner (refresh, retry once).
   void stats(reply_fn<std::vector<partition_stats>> reply) override;
+  // Fans out like read_all: one request per owning node with that node's
+  // partitions; the partial results are merged. On not_owner (a partition
+  // moved during the scan) the map is refreshed and the query retried once.
+  void query(query_request request, reply_fn<engine::query::partial_result> reply) override;
 
   // Serves forwarded requests from local partitions only (not_owner otherwise).
   request_handler& forwarded(std::uint64_t sender_epoch) override;
@@ -86,7 +90,11 @@ class cluster_router final : public request_handler {
   template <class T, class Send>
   void dispatch(std::string stream, reply_fn<T> reply, Send send, bool retried = false);
   void read_all_attempt(read_all_request request, reply_fn<read_all_page> reply, bool retried);
+  // A long-poll read-all (wait_ms > 0). Requires: the request was checked.
+  void read_all_waiting(read_all_request request, reply_fn<read_all_page> reply, bool retried);
   void stats_attempt(reply_fn<std::vector<partition_stats>> reply, bool retried);
+  void query_attempt(query_request request, reply_fn<engine::query::partial_result> reply,
+                     bool retried);
 
   std::atomic<std::shared_ptr<const routing_table>> table_;
   refresh_fn refresh_;

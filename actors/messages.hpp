@@ -9,6 +9,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 
+#include "actors/query_scans.hpp"
 #include "actors/requests.hpp"
 #include "engine/shipped_batch.hpp"
 
@@ -71,6 +72,34 @@ struct read_all_msg {
   std::size_t limit = 0;
   std::size_t max_bytes = 0;
   reply_fn<read_all_part> reply;
+  // Ignore `from`: reply with no events and the partition's visible end.
+  bool from_end = false;
+};
+
+// A long-poll of one partition (docs/subscriptions.md): answered `ready` as
+// soon as acknowledged records exist past `from` (at once if they already
+// do), `timeout` at `deadline`, `superseded` when a wait with the same
+// `watch` and a higher `seq` arrives. Gated like a read (not_owner when the
+// partition moves away; held by a seal).
+struct wait_msg {
+  std::uint64_t watch = 0;
+  std::uint64_t seq = 0;
+  all_position from;
+  request_clock::time_point deadline;
+  reply_fn<wake_reason> reply;
+};
+
+// A query's scan of one partition (actors::query_scans), answered with the
+// partition's partial result.
+struct query_msg {
+  std::shared_ptr<const engine::query::plan> plan;
+  std::shared_ptr<query_budget> budget;
+  reply_fn<engine::query::partial_result> reply;
+};
+
+// The next step of a running query scan (sent by the partition actor to itself).
+struct query_step_msg {
+  std::uint64_t scan = 0;
 };
 
 // The partition's counts (actors::stats_of). Served whether or not this node
@@ -143,6 +172,8 @@ using durable_atom = caf::atom_constant<caf::atom("durable")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 // The checkpoint thread is ready for this partition: hand it over.
 using checkpoint_go_atom = caf::atom_constant<caf::atom("ckpt_go")>;
+// The earliest parked wait_msg is due: answer the expired ones.
+using wait_sweep_atom = caf::atom_constant<caf::atom("wait_sweep")>;
 
 }  // namespace annal::actors
 
@@ -155,7 +186,10 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::delete_stream_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::put_snapshot_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::get_snapshot_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::read_all_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::wait_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::stats_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::query_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::query_step_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::checkpoint_done_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::drain_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::final_msg)

@@ -45,11 +45,19 @@ struct node_metrics {
   std::atomic<std::uint64_t> read_requests{0};
   std::atomic<std::uint64_t> read_events{0};
   std::atomic<std::uint64_t> read_bytes{0};
+  std::atomic<std::uint64_t> query_requests{0};  // node-level: one per query and node
+  std::atomic<std::uint64_t> query_events_scanned{0};
   std::atomic<std::uint64_t> sync_rounds{0};
   std::atomic<std::uint64_t> checkpoints{0};
   std::atomic<std::uint64_t> connections_open{0};      // binary protocol
   std::atomic<std::uint64_t> connections_accepted{0};  // binary protocol
   std::atomic<std::uint64_t> http_requests{0};
+  // Subscriptions (actors/subscription.hpp), binary protocol and SSE.
+  std::atomic<std::uint64_t> subscriptions_open{0};
+  std::atomic<std::uint64_t> subscription_events{0};       // delivered
+  std::atomic<std::uint64_t> subscription_held_events{0};  // read, not yet taken by the client
+  // The most events one subscription ever held at once (bounded by its page).
+  std::atomic<std::uint64_t> subscription_held_events_max{0};
   std::array<std::atomic<std::uint64_t>, k_errc_count> errors{};  // by errc
   histogram sync_seconds{latency_buckets()};    // one group-commit round (write + fdatasync)
   histogram append_seconds{latency_buckets()};  // request in -> reply out, in the node

@@ -17,8 +17,10 @@
 #include "actors/group_commit.hpp"
 #include "actors/messages.hpp"
 #include "actors/partition_actor.hpp"
+#include "actors/partition_list.hpp"
 #include "actors/router.hpp"
 #include "actors/uuid.hpp"
+#include "engine/query/plan.hpp"
 #include "engine/store.hpp"
 
 namespace annal::actors {
@@ -49,7 +51,13 @@ struct node::impl final : request_handler {
   void get_snapshot(std::string stream,
                     reply_fn<std::optional<engine::snapshot_read>> reply) override;
   void read_all(read_all_request request, reply_fn<read_all_page> reply) override;
+  // The second half of a long-poll read-all: every partition of `request`
+  // stood at its end at `positions`; waits until one of them has more (then
+  // reads again) or the wait ends (then answers an empty page at the end).
+  void wait_then_read_all(read_all_request request, std::vector<all_position> positions,
+                          reply_fn<read_all_page> reply);
   void stats(reply_fn<std::vector<partition_stats>> reply) override;
+  void query(query_request request, reply_fn<engine::query::partial_result> reply) override;
 
   // Counts a request while it is being routed, so that stop() knows when no
   // thread can still send to an actor. Requires: ok() before routing.
@@ -316,6 +324,16 @@ void node::impl::read_all(read_all_request request, reply_fn<read_all_page> repl
     for (std::uint32_t p = 0; p < count; ++p) request.partitions.emplace_back(p);
   }
   if (request.from.empty()) request.from.resize(count);
+  if (request.wait_ms > 0 && !request.from_end) {
+    // A plain read first; only a page with nothing in it waits.
+    auto again = request;
+    request.wait_ms = 0;
+    return read_all(std::move(request), [this, again = std::move(again), reply = std::move(reply)](
+                                            result<read_all_page> page) mutable {
+      if (!page || !page->events.empty() || !page->at_end) return reply(std::move(page));
+      wait_then_read_all(std::move(again), std::move(page->next), std::move(reply));
+    });
+  }
   const std::size_t partition_bytes = std::min(request.max_bytes, k_read_all_partition_bytes);
   auto partitions = request.partitions;
   auto gather = fan_in<read_all_part>::make(
@@ -335,7 +353,46 @@ void node::impl::read_all(read_all_request request, reply_fn<read_all_page> repl
     const auto p = partitions[i];
     auto slot = gather->slot(i);
     send_to<read_all_msg>(p, &slot, request.from[p.value()], request.limit, partition_bytes,
-                          std::move(slot));
+                          std::move(slot), request.from_end);
+  }
+}
+
+void node::impl::wait_then_read_all(read_all_request request, std::vector<all_position> positions,
+                                    reply_fn<read_all_page> reply) {
+  // The first partition to answer decides; the later answers are dropped
+  // (their waits end by themselves: readiness, deadline, or the reader's
+  // next round replacing them).
+  struct first_wake {
+    std::atomic<bool> done{false};
+    read_all_request request;
+    std::vector<all_position> positions;
+    reply_fn<read_all_page> reply;
+  };
+  const auto wait = std::chrono::milliseconds(std::min(request.wait_ms, k_read_all_max_wait_ms));
+  const auto deadline = request_clock::now() + wait;
+  // Copies: a wake on another thread may take `first`'s before the loop ends.
+  const auto partitions = request.partitions;
+  const auto watch = request.watch;
+  const auto seq = request.watch_seq;
+  auto first = std::make_shared<first_wake>();
+  first->request = std::move(request);
+  first->request.wait_ms = 0;
+  first->positions = positions;
+  first->reply = std::move(reply);
+  for (const auto p : partitions) {
+    reply_fn<wake_reason> woken = [this, first](result<wake_reason> r) {
+      if (first->done.exchange(true)) return;
+      if (!r) return first->reply(std::move(r.err()));
+      if (*r == wake_reason::ready) {
+        first->request.from = std::move(first->positions);
+        return read_all(std::move(first->request), std::move(first->reply));
+      }
+      read_all_page empty;
+      empty.next = std::move(first->positions);
+      empty.at_end = true;
+      first->reply(std::move(empty));
+    };
+    send_to<wait_msg>(p, &woken, watch, seq, positions[p.value()], deadline, std::move(woken));
   }
 }
 
@@ -356,6 +413,48 @@ void node::impl::stats(reply_fn<std::vector<partition_stats>> reply) {
   for (std::uint32_t p = 0; p < count; ++p) {
     auto slot = gather->slot(p);
     send_to<stats_msg>(partition_id{p}, &slot, std::move(slot));
+  }
+}
+
+// Query: every requested partition scans for it side by side (in steps, see
+// query_scans), sharing one budget; the partial results are merged.
+void node::impl::query(query_request request, reply_fn<engine::query::partial_result> reply) {
+  metrics.query_requests.fetch_add(1, std::memory_order_relaxed);
+  const std::uint32_t count = router_->partition_count();
+  auto partitions = std::move(request.partitions);
+  if (auto checked = check_partition_list(partitions, count); !checked) {
+    return fail(reply, checked.err());
+  }
+  if (partitions.empty()) {
+    for (std::uint32_t p = 0; p < count; ++p) partitions.emplace_back(p);
+  }
+  auto plan = engine::query::plan::compile(std::move(request.query));
+  if (!plan) return fail(reply, plan.err());
+  auto budget = std::make_shared<query_budget>();
+  budget->limits.max_events_scanned = options.query.max_events_scanned;
+  std::uint32_t timeout_ms = options.query.timeout_ms;
+  if (request.timeout_ms > 0) timeout_ms = std::min(timeout_ms, request.timeout_ms);
+  budget->limits.deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  budget->limits.allow_partial = request.allow_partial;
+  auto gather = fan_in<engine::query::partial_result>::make(
+      partitions.size(),
+      [this, plan = *plan, reply = std::move(reply)](
+          std::vector<result<engine::query::partial_result>> results) mutable {
+        engine::query::partial_result merged;
+        for (auto& r : results) {
+          // The partition actor counted its error.
+          if (!r) return reply(std::move(r.err()));
+          if (auto s = engine::query::merge(merged, std::move(r).value(), *plan); !s) {
+            return fail(reply, s.err());
+          }
+        }
+        metrics.query_events_scanned.fetch_add(merged.events_scanned, std::memory_order_relaxed);
+        reply(std::move(merged));
+      });
+  for (std::size_t i = 0; i < partitions.size(); ++i) {
+    auto slot = gather->slot(i);
+    send_to<query_msg>(partitions[i], &slot, *plan, budget, std::move(slot));
   }
 }
 

@@ -11,6 +11,12 @@
 
 namespace annal::actors {
 
+// The limits of one query on this node (docs/queries.md, "Limits").
+struct query_options {
+  std::uint64_t max_events_scanned = 1'000'000'000;  // over all its partitions
+  std::uint32_t timeout_ms = 30'000;
+};
+
 struct node_options {
   std::string node_id = "dev";
   std::string data_dir = "annal-data";
@@ -20,6 +26,7 @@ struct node_options {
   std::size_t sync_threads = 2;       // overlapping group-commit rounds
   std::size_t actor_threads = 2;      // CAF scheduler workers
   engine::partition_options partition;
+  query_options query;
   // nullptr: the real file system. Tests pass a fault-injecting one; it must
   // outlive the node.
   engine::file_system* fs = nullptr;

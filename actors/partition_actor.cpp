@@ -27,7 +27,8 @@ partition_actor::partition_actor(caf::actor_config& config, partition_context co
       partition_(*context.partition),
       wal_(*context.wal),
       metrics_(*context.metrics),
-      id_(context.partition->id()) {}
+      id_(context.partition->id()),
+      queries_(id_) {}
 
 caf::behavior partition_actor::make_behavior() {
   return {
@@ -58,6 +59,14 @@ caf::behavior partition_actor::make_behavior() {
       [this](read_all_msg& m) {
         if (!gated(m, &partition_actor::on_read_all)) on_read_all(m);
       },
+      [this](wait_msg& m) {
+        if (!gated(m, &partition_actor::on_wait)) on_wait(m);
+      },
+      [this](wait_sweep_atom) { sweep_waits(); },
+      [this](query_msg& m) {
+        if (!gated(m, &partition_actor::on_query)) on_query(m);
+      },
+      [this](const query_step_msg& m) { on_query_step(m); },
       [this](stats_msg& m) { m.reply(stats_of(partition_)); },
       [this](const set_owned_msg& m) { on_set_owned(m); },
       [this](ship_log_msg& m) { m.reply(partition_.ship_from(m.from, m.max_bytes)); },
@@ -73,11 +82,14 @@ caf::behavior partition_actor::make_behavior() {
         stopping_ = true;
         // Held requests were never applied: they fail cleanly.
         end_seal(engine::error{engine::errc::shutting_down, "the node is stopping"});
+        queries_.fail_all(engine::error{engine::errc::shutting_down, "the node is stopping"});
+        fail_waits(engine::error{engine::errc::shutting_down, "the node is stopping"});
         release_ready();
         m.latch->count_down();
       },
       [this](final_msg& m) {
         end_seal(engine::error{engine::errc::shutting_down, "the node is stopping"});
+        fail_waits(engine::error{engine::errc::shutting_down, "the node is stopping"});
         release(wal_.durable_position());
         if (m.failure) {
           fail_all(*m.failure);
@@ -141,6 +153,12 @@ void partition_actor::on_get_snapshot(get_snapshot_msg& m) {
 }
 
 void partition_actor::on_read_all(read_all_msg& m) {
+  if (m.from_end) {
+    read_all_part end;
+    end.next.emplace_back(id_, make_all_position(partition_.visible_end(), 0));
+    end.at_end = true;
+    return m.reply(std::move(end));
+  }
   auto part = read_partition_all(partition_, m.from, m.limit, m.max_bytes);
   if (!part) return fail(m.reply, part.err());
   std::uint64_t bytes = 0;
@@ -152,14 +170,31 @@ void partition_actor::on_read_all(read_all_msg& m) {
   m.reply(std::move(part));
 }
 
+void partition_actor::on_query(query_msg& m) {
+  const auto scan = queries_.start(partition_, std::move(m.plan), std::move(m.budget),
+                                   std::move(m.reply));
+  on_query_step(query_step_msg{scan});
+}
+
+// One step, then the rest later: requests that arrived meanwhile go first.
+void partition_actor::on_query_step(const query_step_msg& m) {
+  if (queries_.step(partition_, m.scan)) send(this, query_step_msg{m.scan});
+}
+
 void partition_actor::on_set_owned(const set_owned_msg& m) {
   if (owned_ == m.owned) return;
   owned_ = m.owned;
   if (!owned_) {
+    queries_.fail_all(engine::error{engine::errc::not_owner,
+                                    fmt::format("partition {} moved to another node during the "
+                                                "query",
+                                                id_.value())});
     end_seal(engine::error{engine::errc::not_owner,
                            fmt::format("partition {} moved to another node while this request "
                                        "waited for the handoff",
                                        id_.value())});
+    fail_waits(engine::error{engine::errc::not_owner,
+                             fmt::format("partition {} moved to another node", id_.value())});
   }
   spdlog::debug("partition {}: {} on this node", id_.value(), owned_ ? "served" : "not served");
 }
@@ -296,6 +331,7 @@ void partition_actor::hold(waiter w) {
   if (w.after.value() == 0) return reply_now(w, request_clock::now());
   if (waiters_.empty() && w.after <= wal_.durable_position()) {
     partition_.advance_durable(wal_.durable_position());
+    wake_waits();
     return reply_now(w, request_clock::now());
   }
   waiters_.push_back(std::move(w));
@@ -323,6 +359,7 @@ void partition_actor::release_ready() {
 
 void partition_actor::release(node_log_position durable) {
   partition_.advance_durable(durable);
+  wake_waits();
   if (waiters_.empty()) return;
   const auto now = request_clock::now();
   // Replies stay in write order: a retry held behind a later write waits for it.
@@ -389,6 +426,69 @@ void partition_actor::begin_checkpoint() {
     // The checkpoint synced the node log: replies may be due.
     release_ready();
   });
+}
+
+void partition_actor::on_wait(wait_msg& m) {
+  if (position_record(m.from) < partition_.visible_end()) return m.reply(wake_reason::ready);
+  const auto now = request_clock::now();
+  if (m.deadline <= now) return m.reply(wake_reason::timeout);
+  const std::uint64_t key = m.watch != 0 ? m.watch : (std::uint64_t{1} << 63) | ++anonymous_waits_;
+  if (auto it = waits_.find(key); it != waits_.end()) {
+    // Only the newest round of a reader waits; the older is answered at once.
+    if (m.watch != 0 && it->second.seq >= m.seq) return m.reply(wake_reason::superseded);
+    auto older = std::move(it->second.reply);
+    waits_.erase(it);
+    older(wake_reason::superseded);
+  }
+  waits_.emplace(key, parked_wait{m.seq, m.from, m.deadline, std::move(m.reply)});
+  schedule_sweep(m.deadline);
+}
+
+void partition_actor::wake_waits() {
+  if (waits_.empty()) return;
+  const lsn visible = partition_.visible_end();
+  for (auto it = waits_.begin(); it != waits_.end();) {
+    if (position_record(it->second.from) < visible) {
+      auto reply = std::move(it->second.reply);
+      it = waits_.erase(it);
+      reply(wake_reason::ready);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void partition_actor::sweep_waits() {
+  sweep_at_.reset();
+  const auto now = request_clock::now();
+  std::optional<request_clock::time_point> next;
+  for (auto it = waits_.begin(); it != waits_.end();) {
+    if (it->second.deadline <= now) {
+      auto reply = std::move(it->second.reply);
+      it = waits_.erase(it);
+      reply(wake_reason::timeout);
+    } else {
+      if (!next || it->second.deadline < *next) next = it->second.deadline;
+      ++it;
+    }
+  }
+  if (next) schedule_sweep(*next);
+}
+
+void partition_actor::schedule_sweep(request_clock::time_point at) {
+  if (sweep_at_ && *sweep_at_ <= at) return;
+  sweep_at_ = at;
+  // One millisecond late rather than early: the sweep then finds it due.
+  const auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         at - request_clock::now()) +
+                     std::chrono::milliseconds(1);
+  delayed_send(this, std::max(delay, std::chrono::milliseconds(1)), wait_sweep_atom::value);
+}
+
+void partition_actor::fail_waits(const engine::error& e) {
+  auto waits = std::move(waits_);
+  waits_.clear();
+  for (auto& [key, w] : waits) w.reply(e);
 }
 
 void partition_actor::count_read(const engine::read_page& page) {

@@ -3,6 +3,7 @@
 #include <deque>
 #include <functional>
 #include <optional>
+#include <unordered_map>
 #include <variant>
 
 #include <caf/event_based_actor.hpp>
@@ -40,6 +41,12 @@ struct partition_context {
 //
 // Stop: drain_msg counts down once every earlier request is applied;
 // final_msg releases (or fails) every waiting write and quits.
+//
+// Long-polls (wait_msg, docs/subscriptions.md): a wait with nothing past its
+// position is parked, one per watch key, and answered when release() makes
+// new records visible, at its deadline (one delayed wait_sweep_atom for the
+// earliest), or when a newer wait of its key replaces it. Moving away or
+// stopping answers every parked wait with the error.
 //
 // Handoff (docs/cluster.md): the actor serves client requests only while
 // its node owns the partition (set_owned_msg; not_owner otherwise). A seal
@@ -91,6 +98,15 @@ class partition_actor : public caf::event_based_actor {
   void on_put_snapshot(put_snapshot_msg& m);
   void on_get_snapshot(get_snapshot_msg& m);
   void on_read_all(read_all_msg& m);
+  void on_query(query_msg& m);
+  void on_query_step(const query_step_msg& m);
+  void on_wait(wait_msg& m);
+  // Answers the parked waits that records visible now satisfy.
+  void wake_waits();
+  // Answers the parked waits whose deadline passed; schedules the next sweep.
+  void sweep_waits();
+  void fail_waits(const engine::error& e);
+  void schedule_sweep(request_clock::time_point at);
   void on_set_owned(const set_owned_msg& m);
   void on_apply_shipped(apply_shipped_msg& m);
   void on_seal(seal_msg& m);
@@ -135,6 +151,16 @@ class partition_actor : public caf::event_based_actor {
   bool sealed_ = false;
   std::deque<parked_request> parked_;   // while sealed_, in arrival order
   std::optional<reply_fn<lsn>> seal_reply_;  // owed once no write waits
+  query_scans queries_;
+  struct parked_wait {
+    std::uint64_t seq = 0;
+    all_position from;
+    request_clock::time_point deadline;
+    reply_fn<wake_reason> reply;
+  };
+  std::unordered_map<std::uint64_t, parked_wait> waits_;  // by watch key
+  std::optional<request_clock::time_point> sweep_at_;     // the earliest sweep scheduled
+  std::uint64_t anonymous_waits_ = 0;                     // keys for waits without one
 };
 
 }  // namespace annal::actors

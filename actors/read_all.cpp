@@ -8,6 +8,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "actors/partition_list.hpp"
 #include "engine/log_format.hpp"
 #include "engine/record_codec.hpp"
 
@@ -37,18 +38,7 @@ engine::status check_read_all(const read_all_request& request, std::uint32_t par
                              "position from another cluster?)",
                              request.from.size(), partition_count)};
   }
-  std::vector<bool> seen(request.partitions.empty() ? 0 : partition_count);
-  for (const auto p : request.partitions) {
-    if (p.value() >= partition_count) {
-      return error{errc::invalid_argument,
-                   fmt::format("no partition {}: the cluster has {}", p.value(), partition_count)};
-    }
-    if (seen[p.value()]) {
-      return error{errc::invalid_argument, fmt::format("partition {} is listed twice", p.value())};
-    }
-    seen[p.value()] = true;
-  }
-  return {};
+  return check_partition_list(request.partitions, partition_count);
 }
 
 read_all_part part_of(read_all_page page, const std::vector<partition_id>& partitions) {

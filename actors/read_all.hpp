@@ -60,6 +60,33 @@ struct read_all_request {
   // Byte budget of the page (see k_read_all_max_bytes); not on the wire:
   // each node applies its own.
   std::size_t max_bytes = k_read_all_max_bytes;
+  // Start every requested partition at its current (acknowledged) end,
+  // ignoring `from`: the page has no events, `next` holds the ends and
+  // at_end is set. How a subscription starts "from the end".
+  bool from_end = false;
+  // Long-poll (subscriptions, docs/subscriptions.md): when > 0 and the page
+  // would be empty because every requested partition is at its end, the
+  // node waits up to this long (capped at k_read_all_max_wait_ms) for any of
+  // them to acknowledge new records, then answers with what there is (an
+  // empty page at its end after a timeout). In a cluster the first node with
+  // events answers for the page, which then covers only that node's
+  // partitions (the others keep their `from`).
+  std::uint32_t wait_ms = 0;
+  // The waiting reader (one random key per subscription) and its round: a
+  // partition keeps one wait per key, and a wait with a higher `watch_seq`
+  // replaces (answers at once) an older one. 0: waits are never replaced.
+  std::uint64_t watch = 0;
+  std::uint64_t watch_seq = 0;
+};
+
+// The longest a read-all waits for new records (read_all_request::wait_ms).
+inline constexpr std::uint32_t k_read_all_max_wait_ms = 30000;
+
+// Why a partition answered a wait (wait_msg in actors/messages.hpp).
+enum class wake_reason : std::uint8_t {
+  ready,       // records past the position became visible (or were there)
+  timeout,     // the deadline passed with nothing new
+  superseded,  // a newer wait of the same watch key replaced this one
 };
 
 // One event of a read-all page. The views point into read_all_page::buffers.

@@ -9,6 +9,9 @@
 #include "actors/stats.hpp"
 #include "engine/errors.hpp"
 #include "engine/partition.hpp"
+#include "engine/query/ast.hpp"
+#include "engine/query/partial_result.hpp"
+#include "engine/query/result_table.hpp"
 #include "engine/types.hpp"
 
 namespace annal::actors {
@@ -49,6 +52,19 @@ struct write_reply {
   partition_id partition;
 };
 
+// A query (docs/queries.md) over the partitions a handler serves.
+struct query_request {
+  // Requires: no relative time bound (the receiving node resolves them, so
+  // that every partition uses the same "now").
+  engine::query::query query;
+  // The partitions to scan (node to node); empty: every partition.
+  std::vector<partition_id> partitions;
+  // Stop at a limit with a result marked partial instead of an error.
+  bool allow_partial = false;
+  // 0: the node's limit (query_options::timeout); otherwise the smaller one.
+  std::uint32_t timeout_ms = 0;
+};
+
 // A reply callback. Called exactly once, on an actor or sync thread: it must
 // not block; network code posts the reply to its own executor.
 template <class T>
@@ -83,6 +99,14 @@ class request_handler {
   // One entry per partition served (a cluster: every partition, each from its
   // owner), sorted by partition.
   virtual void stats(reply_fn<std::vector<partition_stats>> reply) = 0;
+  // The merged partial result of every requested partition; finish it with
+  // engine::query::finish. errc::query_too_large / query_timeout at a limit
+  // (unless allow_partial), invalid_argument for a bad partition list or an
+  // unresolved relative time bound. The default (handlers that serve no
+  // partitions, e.g. test stand-ins) answers errc::unknown_request.
+  virtual void query(query_request request, reply_fn<engine::query::partial_result> reply) {
+    reply(error{errc::unknown_request, "this handler does not serve queries"});
+  }
 
   // The handler for requests another node forwarded here, sent at that
   // node's map epoch `sender_epoch`: it serves only the partitions this node

@@ -125,11 +125,35 @@ engine::result<load_report> run_load(const load_options& options) {
   if (connect_error) return *connect_error;
 
   const std::string payload(options.event_bytes, 'x');
+  static const char* const k_types[] = {"OrderPlaced", "OrderShipped", "OrderPaid",
+                                        "OrderClosed"};
+  static const char* const k_regions[] = {"eu-west", "eu-north", "us-east", "us-west",
+                                          "ap-south"};
+  std::uint64_t made = 0;
+  auto json_payload = [&](std::uint64_t n) {
+    std::string data =
+        fmt::format(R"({{"amount":{}.{:02},"region":"{}","customer":"c-{}")", n * 7919 % 1000,
+                    n % 100, k_regions[n % 5], n % 10007);
+    const std::size_t closing = 12;  // ,"pad":"" and }
+    if (data.size() + closing < options.event_bytes) {
+      data += R"(,"pad":")";
+      data.append(options.event_bytes - data.size() - 3, 'x');
+      data += '"';
+    }
+    data += '}';
+    return data;
+  };
   auto make_events = [&](std::size_t n) {
     std::vector<engine::event_input> events(n);
     for (auto& e : events) {
-      e.type = "BenchEvent";
-      e.data = payload;
+      const std::uint64_t i = made++;
+      if (options.json_data) {
+        e.type = k_types[i % 4];
+        e.data = json_payload(i);
+      } else {
+        e.type = "BenchEvent";
+        e.data = payload;
+      }
     }
     return events;
   };
@@ -173,6 +197,12 @@ engine::result<load_report> run_load(const load_options& options) {
       c.append(std::move(request), [done](engine::result<actors::append_reply> r) {
         done(r.ok(), r.ok() ? r->last_version.value() - r->first_version.value() + 1 : 0,
              r.ok() ? nullptr : &r.err());
+      });
+    };
+  } else if (options.op == load_options::operation::query) {
+    issue = [&](client::connection& c, std::size_t, auto done) {
+      c.query(options.query, false, 0, [done](engine::result<engine::query::query_answer> r) {
+        done(r.ok(), r.ok() ? r->events_scanned : 0, r.ok() ? nullptr : &r.err());
       });
     };
   } else {
@@ -222,7 +252,12 @@ engine::result<load_report> run_load(const load_options& options) {
 
 namespace {
 const char* op_name(load_options::operation op) {
-  return op == load_options::operation::append ? "append" : "read";
+  switch (op) {
+    case load_options::operation::append: return "append";
+    case load_options::operation::read: return "read";
+    case load_options::operation::query: return "query";
+  }
+  return "?";
 }
 }  // namespace
 

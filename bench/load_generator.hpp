@@ -10,12 +10,17 @@ namespace annal::bench {
 struct load_options {
   std::string host = "127.0.0.1";
   std::uint16_t port = 7071;
-  enum class operation { append, read } op = operation::append;
+  enum class operation { append, read, query } op = operation::append;
   std::size_t connections = 16;
   std::size_t inflight = 1;       // requests in flight per connection
   std::size_t batch = 1;          // events per append, or per read page
   std::size_t event_bytes = 100;  // data bytes per event
+  // Data: `event_bytes` of 'x', or a JSON object of about `event_bytes`
+  // {"amount": A, "region": R, "customer": C, "pad": "..."} with 5 regions
+  // and event types cycling over 4 names (OrderPlaced one in four).
+  bool json_data = false;
   std::size_t streams = 1000;
+  std::string query;  // op query: the query each request runs
   double duration_seconds = 10;
 };
 
@@ -38,6 +43,7 @@ struct load_report {
 // duration, on one client thread. Appends go to streams picked round-robin
 // with expected version `any` and ids chosen by the node. Reads first fill
 // every stream with 4 pages of `batch` events, then read pages forward.
+// Queries run `query` over and over; their "events" are the events scanned.
 // Latency is per request, from send to reply. Fails only if no connection
 // can be made (or the fill fails).
 engine::result<load_report> run_load(const load_options& options);

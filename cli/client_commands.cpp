@@ -1,5 +1,6 @@
 #include "cli/client_commands.hpp"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -8,10 +9,13 @@
 #include <iostream>
 #include <iterator>
 #include <sstream>
+#include <thread>
 
 #include "cli/address.hpp"
 #include "client/client.hpp"
+#include "client/subscription.hpp"
 #include "net/json_codec.hpp"
+#include "net/query_json.hpp"
 #include "net/read_all_token.hpp"
 
 namespace annal::cli {
@@ -216,6 +220,175 @@ int run_read_all(const connection_flags& c, const read_all_flags& f) {
                   static_cast<int>(e.event.type.size()), e.event.type.data());
     }
     std::printf("next: %s%s\n", next.c_str(), page->at_end ? " (end of the log)" : "");
+    return 0;
+  });
+}
+
+namespace {
+
+// The subscription `annal tail` asks for; a usage message when malformed.
+engine::result<net::wire_codec::subscribe_params> tail_params(const tail_flags& f) {
+  net::wire_codec::subscribe_params p;
+  if (f.stream) {
+    p.target = {actors::subscription_target::kind::stream, *f.stream};
+  } else if (f.category) {
+    p.target = {actors::subscription_target::kind::category, *f.category};
+  }
+  if (f.filter) p.filter = *f.filter;
+  using start_kind = actors::subscription_start::kind;
+  if (f.from == "start") return p;
+  if (f.from == "end") {
+    p.from.what = start_kind::end;
+    return p;
+  }
+  if (f.stream && !f.from.empty() && f.from.size() <= 19 &&
+      f.from.find_first_not_of("0123456789") == std::string::npos) {
+    p.from.what = start_kind::version;
+    p.from.version = stream_version{std::stoull(f.from)};
+    return p;
+  }
+  auto positions = net::decode_read_all_token(f.from);
+  if (!positions) return positions.err();
+  p.from.what = start_kind::position;
+  p.from.positions = std::move(positions).value();
+  return p;
+}
+
+bool reconnectable(engine::errc code) {
+  return code == engine::errc::connection_lost || code == engine::errc::node_unavailable ||
+         code == engine::errc::shutting_down || code == engine::errc::timeout;
+}
+
+}  // namespace
+
+int run_tail(const connection_flags& c, const tail_flags& f) {
+  auto params = tail_params(f);
+  if (!params) return usage(params.err().message);
+  if (f.count && *f.count == 0) return 0;
+  std::uint64_t printed = 0;
+  std::optional<std::vector<actors::all_position>> resume;  // after the last event printed
+  auto last_ok = std::chrono::steady_clock::now();
+  constexpr auto k_reconnect_for = std::chrono::seconds(60);
+  for (int attempt = 0;; ++attempt) {
+    if (attempt > 0) {
+      if (std::chrono::steady_clock::now() - last_ok > k_reconnect_for) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(100 * attempt, 1000)));
+    }
+    auto connected = connect(c);
+    if (!connected) {
+      if (connected.err().code == engine::errc::invalid_argument) {
+        return usage(connected.err().message);
+      }
+      if (attempt > 0 && reconnectable(connected.err().code)) continue;
+      return fail(connected.err());
+    }
+    auto request = *params;
+    if (resume) {
+      request.from.what = actors::subscription_start::kind::position;
+      request.from.positions = *resume;
+    }
+    auto sub = client::subscription::open(**connected, std::move(request), f.window);
+    if (!sub) {
+      if (attempt > 0 && reconnectable(sub.err().code)) continue;
+      return fail(sub.err());
+    }
+    if (!resume) resume = (*sub)->position();
+    last_ok = std::chrono::steady_clock::now();
+    while (true) {
+      auto next = (*sub)->next(std::chrono::seconds(1));
+      if (!next) {
+        if (reconnectable(next.err().code)) {
+          std::fprintf(stderr, "annal: %s: %s; reconnecting\n", engine::errc_name(next.err().code),
+                       next.err().message.c_str());
+          break;
+        }
+        return fail(next.err());
+      }
+      last_ok = std::chrono::steady_clock::now();
+      if (!*next) continue;
+      const auto& e = **next;
+      resume = e.after;
+      const auto token = net::encode_read_all_token(e.after);
+      if (f.json) {
+        actors::all_event view;
+        view.stream = e.stream;
+        view.partition = e.partition;
+        view.index = e.index;
+        view.event = engine::recorded_event{e.id, e.type, e.data, e.metadata, e.version,
+                                            e.timestamp, e.position};
+        auto line = net::json::encode_all_event(view, false);
+        line.pop_back();  // the closing brace
+        std::printf("%s,\"next\":%s}\n", line.c_str(), net::json::quote(token).c_str());
+      } else {
+        std::printf("%-27s %-9u %-8llu %-32s %s\n", utc_time(e.timestamp).c_str(),
+                    e.partition.value(), static_cast<unsigned long long>(e.version.value()),
+                    e.stream.c_str(), e.type.c_str());
+      }
+      std::fflush(stdout);
+      if (f.count && ++printed >= *f.count) {
+        if (!f.json) std::printf("next: %s\n", token.c_str());
+        return 0;
+      }
+    }
+  }
+  return fail(engine::error(engine::errc::node_unavailable,
+                            "the node could not be reached again within 60 s"));
+}
+
+namespace {
+
+std::string cell_text(const engine::query::value& v) {
+  if (std::holds_alternative<engine::query::null_value>(v)) return "null";
+  if (const bool* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
+  if (const double* d = std::get_if<double>(&v)) return fmt::format("{}", *d);
+  return std::get<std::string>(v);
+}
+
+void print_table(const engine::query::result_table& table) {
+  std::vector<std::size_t> widths;
+  for (const auto& c : table.columns) widths.push_back(c.size());
+  std::vector<std::vector<std::string>> cells;
+  for (const auto& row : table.rows) {
+    auto& texts = cells.emplace_back();
+    for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i) {
+      texts.push_back(cell_text(row[i]));
+      widths[i] = std::max(widths[i], texts.back().size());
+    }
+  }
+  auto line = [&](const std::vector<std::string>& texts) {
+    std::string out;
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      if (i > 0) out += "  ";
+      out += fmt::format("{:<{}}", texts[i], widths[i]);
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    std::printf("%s\n", out.c_str());
+  };
+  line(table.columns);
+  for (const auto& texts : cells) line(texts);
+}
+
+}  // namespace
+
+int run_query(const connection_flags& c, const query_flags& f) {
+  return run(c, [&](client::client& cl) {
+    auto answer = cl.query(f.text, f.allow_partial, f.query_timeout_ms);
+    if (!answer) return fail(answer.err());
+    if (f.json) return print(net::json::encode_query_answer(*answer, false));
+    if (const auto* table = std::get_if<engine::query::result_table>(&answer->body)) {
+      print_table(*table);
+    } else {
+      std::printf("%-27s %-9s %-8s %-32s %s\n", "TIMESTAMP", "PARTITION", "VERSION", "STREAM",
+                  "TYPE");
+      for (const auto& e : std::get<std::vector<engine::query::listed_event>>(answer->body)) {
+        std::printf("%-27s %-9u %-8llu %-32s %s\n", utc_time(e.timestamp).c_str(),
+                    e.partition.value(), static_cast<unsigned long long>(e.version.value()),
+                    e.stream.c_str(), e.type.c_str());
+      }
+    }
+    std::printf("(%llu events scanned%s)\n",
+                static_cast<unsigned long long>(answer->events_scanned),
+                answer->partial ? "; partial: a limit stopped the scan" : "");
     return 0;
   });
 }

@@ -71,6 +71,32 @@ int run_snapshot(const connection_flags& c, const snapshot_flags& f);
 // One page of all streams in timestamp order; the last line (text) or
 // "next" (JSON) is the token to continue from.
 int run_read_all(const connection_flags& c, const read_all_flags& f);
+
+struct query_flags {
+  std::string text;  // the query (docs/queries.md)
+  bool json = false;  // the HTTP API's JSON instead of a table
+  bool allow_partial = false;
+  std::uint32_t query_timeout_ms = 0;  // 0: the node's limit
+};
+
+// A query's answer as a table (aggregations) or one line per event
+// (listings), then the events scanned; or the HTTP API's JSON.
+int run_query(const connection_flags& c, const query_flags& f);
+
+struct tail_flags {
+  std::optional<std::string> stream;
+  std::optional<std::string> category;
+  std::optional<std::string> filter;  // a query `where` filter
+  std::string from = "end";           // start | end | a resume token | a version (--stream)
+  bool json = false;
+  std::optional<std::uint64_t> count;  // exit after this many events
+  std::uint32_t window = 256;          // credits granted at a time
+};
+// Subscribes and prints events as they come, one line each (text or JSON),
+// until --count events (then "next: <token>" in text mode) or Ctrl-C. After
+// a lost connection it reconnects and resumes from the last event printed
+// (for up to 60 s).
+int run_tail(const connection_flags& c, const tail_flags& f);
 // Per-partition and per-node counts, as a table or (json) the HTTP API's JSON.
 int run_stats(const connection_flags& c, bool json);
 

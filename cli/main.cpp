@@ -47,6 +47,14 @@ void add_server_flags(CLI::App& app, cli::server_options& o, std::string& fsync)
       ->capture_default_str();
   app.add_option("--max-connections", o.max_connections, "Binary-protocol connection limit")
       ->capture_default_str();
+  app.add_option("--query-max-scan", o.node.query.max_events_scanned,
+                 "Events one query may scan on this node before it stops (query_too_large)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--query-timeout-ms", o.node.query.timeout_ms,
+                 "Longest a query may run on this node (query_timeout)")
+      ->check(CLI::Range(1u, 3'600'000u))
+      ->capture_default_str();
 }
 
 engine::fsync_mode parse_fsync(const std::string& name) {
@@ -165,6 +173,35 @@ int main(int argc, char** argv) {
   read_all_cmd->add_option("--limit", read_all.limit, "Events per page")->capture_default_str();
   read_all_cmd->add_flag("--json", read_all.json, "Print the HTTP API's JSON");
 
+  cli::tail_flags tail;
+  auto* tail_cmd = app.add_subcommand(
+      "tail", "Follow events as they are appended (a subscription: catch-up from --from, then live)");
+  add_connection_flags(tail_cmd);
+  auto* tail_stream = tail_cmd->add_option("--stream", tail.stream, "One stream");
+  tail_cmd->add_option("--category", tail.category, "Streams whose id up to the first '-' is this")
+      ->excludes(tail_stream);
+  tail_cmd->add_option("--filter", tail.filter,
+                       "A query `where` filter, e.g. \"type = 'Paid' and data.amount > 10\"");
+  tail_cmd->add_option("--from", tail.from,
+                       "start, end, a resume token, or (with --stream) a version")
+      ->capture_default_str();
+  tail_cmd->add_flag("--json", tail.json, "One JSON object per event (GET /all's, plus \"next\")");
+  tail_cmd->add_option("--count", tail.count, "Exit after this many events");
+  tail_cmd->add_option("--window", tail.window, "Events granted to the node at a time")
+      ->check(CLI::Range(1u, 100000u))
+      ->capture_default_str();
+
+  cli::query_flags query;
+  auto* query_cmd = app.add_subcommand(
+      "query", "Run a query across all partitions, e.g. \"from $all | count() by type\"");
+  add_connection_flags(query_cmd);
+  query_cmd->add_option("query", query.text, "The query (docs/queries.md)")->required();
+  query_cmd->add_flag("--json", query.json, "Print the HTTP API's JSON");
+  query_cmd->add_flag("--allow-partial", query.allow_partial,
+                      "At a scan or time limit, print what was found (marked partial)");
+  query_cmd->add_option("--query-timeout-ms", query.query_timeout_ms,
+                        "Stop the query after this long (default: the node's limit)");
+
   bool stats_json = false;
   auto* stats_cmd =
       app.add_subcommand("stats", "Streams, events and bytes per partition and per node");
@@ -230,8 +267,8 @@ int main(int argc, char** argv) {
   bool bench_json = false;
   auto* bench_cmd = app.add_subcommand("bench", "Load generator over the binary protocol");
   bench_cmd->add_option("--target", target, "Node address HOST:PORT")->capture_default_str();
-  bench_cmd->add_option("--op", op, "append or read")
-      ->check(CLI::IsMember({"append", "read"}))
+  bench_cmd->add_option("--op", op, "append, read or query (events: scanned)")
+      ->check(CLI::IsMember({"append", "read", "query"}))
       ->capture_default_str();
   bench_cmd->add_option("--connections", load.connections, "Connections")
       ->check(CLI::Range(1, 4096))
@@ -251,6 +288,9 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--duration", load.duration_seconds, "Seconds of load")
       ->check(CLI::Range(0.1, 86400.0))
       ->capture_default_str();
+  bench_cmd->add_flag("--json-data", load.json_data,
+                     "Append JSON events of about --size bytes (amount, region, customer)");
+  bench_cmd->add_option("--query", load.query, "The query --op query runs");
   bench_cmd->add_flag("--json", bench_json, "Print one JSON object");
 
   CLI11_PARSE(app, argc, argv);
@@ -274,6 +314,8 @@ int main(int argc, char** argv) {
   if (*snapshot_cmd) return cli::run_snapshot(connection, snapshot);
   if (*read_all_cmd) return cli::run_read_all(connection, read_all);
   if (*stats_cmd) return cli::run_stats(connection, stats_json);
+  if (*query_cmd) return cli::run_query(connection, query);
+  if (*tail_cmd) return cli::run_tail(connection, tail);
   if (*check_cmd) return cli::run_check(check_dir, check_json);
   if (*cluster_status_cmd) return cli::cluster_status(admin);
   if (*node_ls_cmd) return cli::node_list(admin);
@@ -290,8 +332,13 @@ int main(int argc, char** argv) {
     }
     load.host = address->host;
     load.port = address->port;
-    load.op = op == "read" ? bench::load_options::operation::read
-                           : bench::load_options::operation::append;
+    load.op = op == "read"    ? bench::load_options::operation::read
+              : op == "query" ? bench::load_options::operation::query
+                              : bench::load_options::operation::append;
+    if (load.op == bench::load_options::operation::query && load.query.empty()) {
+      std::fprintf(stderr, "annal: --op query needs --query\n");
+      return 2;
+    }
     auto report = bench::run_load(load);
     if (!report) {
       std::fprintf(stderr, "annal: %s: %s\n", engine::errc_name(report.err().code),

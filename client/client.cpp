@@ -87,6 +87,13 @@ engine::result<actors::read_all_page> client::read_all(actors::read_all_request 
       [&](auto done) { connection_->read_all(std::move(request), std::move(done)); });
 }
 
+engine::result<engine::query::query_answer> client::query(std::string text, bool allow_partial,
+                                                          std::uint32_t timeout_ms) {
+  return call<engine::query::query_answer>([&](auto done) {
+    connection_->query(std::move(text), allow_partial, timeout_ms, std::move(done));
+  });
+}
+
 engine::result<std::vector<actors::partition_stats>> client::stats() {
   return call<std::vector<actors::partition_stats>>(
       [&](auto done) { connection_->stats(std::move(done)); });

@@ -46,6 +46,9 @@ class client {
   engine::result<std::optional<engine::snapshot_read>> get_snapshot(std::string stream);
   engine::result<actors::read_all_page> read_all(actors::read_all_request request);
   engine::result<std::vector<actors::partition_stats>> stats();
+  // A query by its text (docs/queries.md); timeout_ms 0: the node's limit.
+  engine::result<engine::query::query_answer> query(std::string text, bool allow_partial = false,
+                                                    std::uint32_t timeout_ms = 0);
   engine::status ping();
 
   const server_info& server() const { return connection_->server(); }

@@ -12,6 +12,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "engine/query/partial_result_codec.hpp"
+#include "engine/query/plan.hpp"
+#include "net/query_wire.hpp"
 #include "net/wire_codec.hpp"
 
 namespace annal::client {
@@ -282,6 +285,40 @@ void connection::read_all(actors::read_all_request request, callback<actors::rea
          });
 }
 
+void connection::query(std::string text, bool allow_partial, std::uint32_t timeout_ms,
+                       callback<engine::query::query_answer> done) {
+  using value = engine::query::query_answer;
+  submit(typed<value>(std::move(done),
+                      [](wire::Response::Reader r, auto) -> engine::result<value> {
+                        if (r.which() != wire::Response::QUERY || !r.getQuery().isAnswer()) {
+                          return wrong_reply("query answer");
+                        }
+                        return engine::query::decode_query_answer(r.getQuery().getAnswer());
+                      }),
+         [text = std::move(text), allow_partial, timeout_ms](wire::Request::Builder out) {
+           net::encode_query_text(out.initQuery(), text, allow_partial, timeout_ms);
+         });
+}
+
+void connection::query_partial(actors::query_request request,
+                               callback<engine::query::partial_result> done) {
+  using value = engine::query::partial_result;
+  // The partial result decodes against the plan the other node scanned with.
+  auto plan = engine::query::plan::compile(request.query);
+  if (!plan) return done(plan.err());
+  submit(typed<value>(std::move(done),
+                      [plan = *plan](wire::Response::Reader r, auto) -> engine::result<value> {
+                        if (r.which() != wire::Response::QUERY || !r.getQuery().isPartial()) {
+                          return wrong_reply("partial query result");
+                        }
+                        return engine::query::decode_partial_result(r.getQuery().getPartial(),
+                                                                    *plan);
+                      }),
+         [request = std::move(request)](wire::Request::Builder out) {
+           net::encode_query_fan_out(out.initQuery(), request);
+         });
+}
+
 void connection::stats(callback<std::vector<actors::partition_stats>> done) {
   using value = std::vector<actors::partition_stats>;
   submit(typed<value>(std::move(done),
@@ -345,6 +382,94 @@ void connection::ping(std::function<void(engine::status)> done) {
         done(engine::status{});
       },
       [](wire::Request::Builder out) { out.setPing(); });
+}
+
+void connection::subscribe(net::wire_codec::subscribe_params params,
+                           subscription_handlers handlers) {
+  auto shared = std::make_shared<subscription_handlers>(std::move(handlers));
+  submit(
+      [weak = weak_from_this(), shared](const reply_event& event) {
+        if (event.error) return shared->subscribed(*event.error);
+        auto response = *event.response;
+        if (response.which() == wire::Response::ERROR) {
+          return shared->subscribed(wire_codec::decode_error(response.getError()));
+        }
+        if (response.which() != wire::Response::SUBSCRIBED) {
+          return shared->subscribed(wrong_reply("subscribed"));
+        }
+        subscription_started started{response.getId(),
+                                     wire_codec::decode_subscribed(response.getSubscribed())};
+        auto self = weak.lock();
+        if (!self || self->closed_) {
+          return shared->subscribed(
+              engine::error{errc::connection_lost, "the connection is closed"});
+        }
+        self->subscriptions_.emplace(started.id, shared);
+        shared->subscribed(std::move(started));
+      },
+      [params = std::move(params)](wire::Request::Builder out) {
+        wire_codec::encode_subscribe(out.initSubscribe(), params);
+      });
+}
+
+void connection::grant_credits(std::uint64_t subscription, std::uint32_t credits) {
+  asio::dispatch(strand_, [self = shared_from_this(), subscription, credits] {
+    self->send_oneway([subscription, credits](wire::Request::Builder out) {
+      auto grant = out.initGrantCredits();
+      grant.setSubscription(subscription);
+      grant.setCredits(credits);
+    });
+  });
+}
+
+void connection::unsubscribe(std::uint64_t subscription) {
+  asio::dispatch(strand_, [self = shared_from_this(), subscription] {
+    self->send_oneway([subscription](wire::Request::Builder out) {
+      out.initUnsubscribe().setSubscription(subscription);
+    });
+  });
+}
+
+void connection::send_oneway(fill_fn fill) {
+  if (closed_) return;
+  capnp::MallocMessageBuilder message(request_scratch_);
+  auto request = message.initRoot<wire::Request>();
+  request.setId(next_id_++);
+  fill(request);
+  net::append_frame(out_, message);
+  if (!processing_) flush();
+}
+
+bool connection::handle_push(std::uint64_t id, wire::Response::Reader response,
+                             std::span<const std::byte> payload) {
+  auto it = subscriptions_.find(id);
+  if (it == subscriptions_.end()) return false;
+  auto handlers = it->second;
+  switch (response.which()) {
+    case wire::Response::SUBSCRIPTION_EVENTS: {
+      auto batch = decode_kept(payload, [](wire::Response::Reader kept,
+                                           std::shared_ptr<const void> keep) {
+        return wire_codec::decode_subscription_events(kept.getSubscriptionEvents(),
+                                                      std::move(keep));
+      });
+      if (handlers->events) handlers->events(std::move(batch));
+      return true;
+    }
+    case wire::Response::SUBSCRIPTION_ENDED: {
+      subscriptions_.erase(it);
+      auto ended = response.getSubscriptionEnded();
+      std::optional<engine::error> why;
+      if (ended.getFailed()) why = wire_codec::decode_error(ended.getError());
+      if (handlers->ended) handlers->ended(std::move(why));
+      return true;
+    }
+    case wire::Response::ERROR:
+      subscriptions_.erase(it);
+      if (handlers->ended) handlers->ended(wire_codec::decode_error(response.getError()));
+      return true;
+    default:
+      return false;
+  }
 }
 
 void connection::close() {
@@ -468,6 +593,7 @@ void connection::handle_frame(std::span<const std::byte> payload) {
     const auto id = response.getId();
     auto it = pending_.find(id);
     if (it == pending_.end()) {
+      if (handle_push(id, response, payload)) return;
       if (response.which() == wire::Response::ERROR) {
         // id 0 (or a request already timed out): the node is about to close.
         close_reason_ = wire_codec::decode_error(response.getError());
@@ -538,6 +664,11 @@ void connection::close_now(engine::error reason) {
   const engine::error lost =
       reason.code == errc::connection_lost ? reason : engine::error{errc::connection_lost, reason.message};
   for (auto& [id, handler] : pending) handler(error_event(&lost));
+  auto subscriptions = std::move(subscriptions_);
+  subscriptions_.clear();
+  for (auto& [id, handlers] : subscriptions) {
+    if (handlers->ended) handlers->ended(lost);
+  }
 }
 
 }  // namespace annal::client

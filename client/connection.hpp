@@ -23,12 +23,31 @@
 #include "engine/errors.hpp"
 #include "engine/shipped_batch.hpp"
 #include "net/framing.hpp"
+#include "net/wire_codec.hpp"
 #include "schema/protocol.capnp.h"
 
 namespace annal::client {
 
 template <class T>
 using callback = std::function<void(engine::result<T>)>;
+
+// A subscription's start as the node reported it.
+struct subscription_started {
+  std::uint64_t id = 0;  // the subscription (its subscribe request's id)
+  std::vector<actors::all_position> position;  // where it starts
+};
+
+// What a subscription on a connection calls, on the connection's strand.
+struct subscription_handlers {
+  // Once: subscribed, or the error (then nothing else is called).
+  std::function<void(engine::result<subscription_started>)> subscribed;
+  // Each pushed batch: events and `next` (`from` is empty); the event views
+  // stay valid as long as the batch's buffers.
+  std::function<void(actors::subscription_batch)> events;
+  // Once, after subscribed(ok): nullopt after unsubscribe(), else why it
+  // ended (the node's error, or connection_lost).
+  std::function<void(std::optional<engine::error>)> ended;
+};
 
 // One TCP connection to a node, speaking the binary protocol. Requests are
 // pipelined: any number may be in flight; replies are matched by request id
@@ -75,7 +94,19 @@ class connection : public std::enable_shared_from_this<connection> {
   void get_snapshot(std::string stream, callback<std::optional<engine::snapshot_read>> done);
   void read_all(actors::read_all_request request, callback<actors::read_all_page> done);
   void stats(callback<std::vector<actors::partition_stats>> done);
+  // A query by its text (docs/queries.md), answered finished.
+  void query(std::string text, bool allow_partial, std::uint32_t timeout_ms,
+             callback<engine::query::query_answer> done);
+  // A node's fan-out of a parsed query, answered with the partial result.
+  void query_partial(actors::query_request request, callback<engine::query::partial_result> done);
   void ping(std::function<void(engine::status)> done);
+
+  // Subscriptions (docs/subscriptions.md). The node pushes at most as many
+  // events as granted: params.credits with the request, then grant_credits().
+  void subscribe(net::wire_codec::subscribe_params params, subscription_handlers handlers);
+  // One-way requests; a subscription that ended meanwhile ignores them.
+  void grant_credits(std::uint64_t subscription, std::uint32_t credits);
+  void unsubscribe(std::uint64_t subscription);
   // Partition handoff (node to node; actors/partition_transfer.hpp).
   void ship_log(partition_id p, lsn from, std::size_t max_bytes,
                 callback<engine::shipped_batch> done);
@@ -113,6 +144,11 @@ class connection : public std::enable_shared_from_this<connection> {
   static reply_handler typed(callback<T> done, Decode decode);
 
   void submit(reply_handler handler, fill_fn fill);
+  // A request without a reply (on strand_).
+  void send_oneway(fill_fn fill);
+  // A frame for an open subscription; false if `id` is none.
+  bool handle_push(std::uint64_t id, wire::Response::Reader response,
+                   std::span<const std::byte> payload);
   void start_request(reply_handler& handler, const fill_fn& fill);
   void start_connect(connect_callback done);
   void send_hello();
@@ -139,6 +175,7 @@ class connection : public std::enable_shared_from_this<connection> {
   connect_callback connect_done_;  // set until the handshake ends
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, reply_handler> pending_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<subscription_handlers>> subscriptions_;
   std::deque<std::pair<std::uint64_t, std::chrono::steady_clock::time_point>> deadlines_;
   bool timer_armed_ = false;
   net::receive_buffer in_;

@@ -186,6 +186,14 @@ void peer_link::read_all(actors::read_all_request request,
                                  });
 }
 
+void peer_link::query(actors::query_request request,
+                      actors::reply_fn<engine::query::partial_result> reply) {
+  forward<engine::query::partial_result>(
+      std::move(reply), [request = std::move(request)](connection& c, auto done) mutable {
+        c.query_partial(std::move(request), std::move(done));
+      });
+}
+
 void peer_link::stats(actors::reply_fn<std::vector<actors::partition_stats>> reply) {
   forward<std::vector<actors::partition_stats>>(
       std::move(reply), [](connection& c, auto done) { c.stats(std::move(done)); });

@@ -77,6 +77,8 @@ class peer_link : public actors::peer, public std::enable_shared_from_this<peer_
   void read_all(actors::read_all_request request,
                 actors::reply_fn<actors::read_all_page> reply) override;
   void stats(actors::reply_fn<std::vector<actors::partition_stats>> reply) override;
+  void query(actors::query_request request,
+             actors::reply_fn<engine::query::partial_result> reply) override;
 
  private:
   // A request waiting for a connection: `send` forwards it, `fail` ends it.

@@ -14,6 +14,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "actors/subscription_filter.hpp"
+#include "engine/query/partial_result_codec.hpp"
+#include "engine/query/plan.hpp"
+#include "net/query_wire.hpp"
 #include "net/wire_codec.hpp"
 
 namespace annal::net {
@@ -137,6 +141,7 @@ class connection : public std::enable_shared_from_this<connection> {
       }
       if (ec != asio::error::eof) spdlog::debug("binary connection: read failed: {}", ec.message());
       closing_ = true;  // answer what is in flight, then close
+      cancel_subscriptions();
       return maybe_finish();
     }
     if (closing_) {  // draining unread input after an error
@@ -307,11 +312,23 @@ class connection : public std::enable_shared_from_this<connection> {
         auto decoded = wire_codec::decode_read_all(request.getReadAll());
         decoded.limit = std::min<std::size_t>(decoded.limit, core_->options.max_batch_events);
         decoded.max_bytes = read_all_budget();
+        auto encode = [](auto out, const auto& r) {
+          wire_codec::encode_read_all_page(out.initReadAll(), r);
+        };
+        if (decoded.wait_ms > 0) {
+          // A long-poll: parked, not work; it does not hold reading back.
+          if (waiting_ >= core_->options.max_waiting_per_connection) {
+            return error_reply(id, {errc::overloaded,
+                                    fmt::format("{} long-poll reads wait on this connection",
+                                                waiting_)});
+          }
+          ++waiting_;
+          return handler.read_all(std::move(decoded),
+                                  make_waiting_reply<actors::read_all_page>(id, encode));
+        }
         ++inflight_;
         return handler.read_all(std::move(decoded),
-                                make_reply<actors::read_all_page>(id, [](auto out, const auto& r) {
-                                  wire_codec::encode_read_all_page(out.initReadAll(), r);
-                                }));
+                                make_reply<actors::read_all_page>(id, encode));
       }
       case wire::Request::STATS:
         ++inflight_;
@@ -321,9 +338,178 @@ class connection : public std::enable_shared_from_this<connection> {
       case wire::Request::SEAL_PARTITION:
       case wire::Request::UNSEAL_PARTITION:
         return handle_transfer(id, request);
+      case wire::Request::QUERY:
+        return handle_query(id, request.getQuery(), handler);
+      case wire::Request::SUBSCRIBE:
+        return subscribe(id, request.getSubscribe());
+      case wire::Request::GRANT_CREDITS: {
+        auto grant = request.getGrantCredits();
+        // One-way; a subscription that just ended is no error.
+        if (auto it = subscriptions_.find(grant.getSubscription()); it != subscriptions_.end()) {
+          it->second->grant(grant.getCredits());
+        }
+        return;
+      }
+      case wire::Request::UNSUBSCRIBE:
+        return unsubscribe(request.getUnsubscribe().getSubscription());
     }
     error_reply(id, {errc::unknown_request,
                      fmt::format("unknown request type {}", static_cast<unsigned>(which))});
+  }
+
+  // --- Subscriptions (docs/subscriptions.md) ---
+  // The subscription's callbacks are posted to the strand (never run
+  // inline: they may come from inside subscription::start or ack()). A batch
+  // is acknowledged once its frame is written to the socket, so a
+  // subscription holds at most one page, in the subscription or in out_.
+
+  void subscribe(std::uint64_t id, wire::SubscribeRequest::Reader in) {
+    auto decoded = wire_codec::decode_subscribe(in);
+    if (!decoded) return error_reply(id, decoded.err());
+    if (subscriptions_.contains(id)) {
+      return error_reply(id, {errc::invalid_argument,
+                              fmt::format("subscription {} is open already: a subscribe needs a "
+                                          "request id of its own",
+                                          id)});
+    }
+    if (subscriptions_.size() >= core_->options.max_subscriptions_per_connection) {
+      return error_reply(id, {errc::overloaded,
+                              fmt::format("a connection holds at most {} subscriptions",
+                                          core_->options.max_subscriptions_per_connection)});
+    }
+    actors::subscription_request request;
+    request.target = std::move(decoded->target);
+    request.from = std::move(decoded->from);
+    if (!decoded->filter.empty()) {
+      auto filter = actors::compile_where_filter(decoded->filter);
+      if (!filter) return error_reply(id, filter.err());
+      request.where = std::move(filter).value();
+    }
+    auto options = core_->options.subscription;
+    options.page_bytes = std::min(options.page_bytes, read_all_budget());
+    options.page_events = std::min<std::size_t>(options.page_events,
+                                                core_->options.max_batch_events);
+    actors::subscription_callbacks callbacks;
+    auto weak = weak_from_this();
+    callbacks.started = [weak, id](engine::result<std::vector<actors::all_position>> r) {
+      post_to(weak, [id, r = std::move(r)](connection& c) mutable {
+        c.on_subscription_started(id, std::move(r));
+      });
+    };
+    callbacks.events = [weak, id](actors::subscription_batch batch) {
+      post_to(weak, [id, batch = std::move(batch)](connection& c) mutable {
+        c.on_subscription_events(id, std::move(batch));
+      });
+    };
+    callbacks.ended = [weak, id](engine::error e) {
+      post_to(weak, [id, e = std::move(e)](connection& c) { c.end_subscription(id, &e); });
+    };
+    auto schedule = [&io = core_->io](std::chrono::milliseconds delay, std::function<void()> task) {
+      auto timer = std::make_shared<asio::steady_timer>(io, delay);
+      timer->async_wait([timer, task = std::move(task)](asio::error_code ec) {
+        if (!ec) task();
+      });
+    };
+    subscriptions_.emplace(
+        id, actors::subscription::start(core_->handler, std::move(request), options,
+                                        std::move(callbacks), std::move(schedule),
+                                        &core_->metrics, decoded->credits));
+  }
+
+  template <class F>
+  static void post_to(const std::weak_ptr<connection>& weak, F f) {
+    auto self = weak.lock();
+    if (!self) return;
+    auto* raw = self.get();
+    asio::post(raw->strand_, [self = std::move(self), f = std::move(f)]() mutable { f(*self); });
+  }
+
+  void on_subscription_started(std::uint64_t id,
+                               engine::result<std::vector<actors::all_position>> r) {
+    if (closed_ || !subscriptions_.contains(id)) return;
+    if (!r) {
+      subscriptions_.erase(id);
+      error_reply(id, r.err());
+    } else {
+      respond(id, [&](wire::Response::Builder out) {
+        wire_codec::encode_subscribed(out.initSubscribed(), r.value());
+      });
+    }
+    output_added();
+  }
+
+  void on_subscription_events(std::uint64_t id, actors::subscription_batch batch) {
+    if (closed_) return;
+    auto it = subscriptions_.find(id);
+    if (it == subscriptions_.end()) return;  // unsubscribed: the batch is dropped
+    respond(id, [&](wire::Response::Builder out) {
+      wire_codec::encode_subscription_events(out.initSubscriptionEvents(), batch);
+    }, batch_words(batch));
+    out_acks_.push_back(it->second);
+    output_added();
+  }
+
+  void unsubscribe(std::uint64_t id) {
+    auto it = subscriptions_.find(id);
+    if (it == subscriptions_.end()) return;  // ended already: its end was sent
+    it->second->cancel();
+    end_subscription(id, nullptr);
+  }
+
+  // Answers subscriptionEnded (failed when `e` is set) and forgets `id`.
+  void end_subscription(std::uint64_t id, const engine::error* e) {
+    if (closed_ || subscriptions_.erase(id) == 0) return;
+    respond(id, [&](wire::Response::Builder out) {
+      auto ended = out.initSubscriptionEnded();
+      ended.setFailed(e != nullptr);
+      if (e) wire_codec::encode_error(ended.initError(), *e);
+    });
+    output_added();
+  }
+
+  // After a frame was added outside the frame loop: write it, read on.
+  void output_added() {
+    if (processing_) return;  // the frame loop flushes and reads on
+    flush();
+    if (closing_) return maybe_finish();
+    process_frames();
+  }
+
+  static std::size_t batch_words(const actors::subscription_batch& batch) {
+    auto words = [](std::size_t bytes) { return (bytes + 7) / 8; };
+    std::size_t total = 16 + batch.next.size();
+    for (const auto& e : batch.events) {
+      total += 3 + 8 + words(e.stream.size() + 1) + words(e.event.type.size() + 1) +
+               words(e.event.data.size()) + words(e.event.metadata.size());
+    }
+    return total;
+  }
+
+  // A client's query is answered with the finished answer; a node's fan-out
+  // (wantPartial) with the partial result, which that node merges.
+  void handle_query(std::uint64_t id, wire::QueryRequest::Reader in,
+                    actors::request_handler& handler) {
+    auto received = decode_query_request(in, wall_clock_now());
+    if (!received) return error_reply(id, received.err());
+    auto plan = engine::query::plan::compile(received->request.query);
+    if (!plan) return error_reply(id, plan.err());
+    ++inflight_;
+    if (received->want_partial) {
+      return handler.query(
+          std::move(received->request),
+          make_reply<engine::query::partial_result>(id, [plan = *plan](auto out, const auto& r) {
+            engine::query::encode_partial_result(r, *plan, out.initQuery().initPartial());
+          }));
+    }
+    auto answer = make_reply<engine::query::query_answer>(id, [](auto out, const auto& r) {
+      engine::query::encode_query_answer(r, out.initQuery().initAnswer());
+    });
+    handler.query(std::move(received->request),
+                  [plan = *plan, answer = std::move(answer)](
+                      engine::result<engine::query::partial_result> r) mutable {
+                    if (!r) return answer(std::move(r.err()));
+                    answer(engine::query::finish(std::move(r).value(), *plan));
+                  });
   }
 
   // Partition handoff requests (node to node; docs/cluster.md).
@@ -368,6 +554,21 @@ class connection : public std::enable_shared_from_this<connection> {
       if (!self) return;
       auto* raw = self.get();
       asio::dispatch(raw->strand_, [self = std::move(self), id, encode, r = std::move(r)] {
+        self->complete<T>(id, r, encode);
+      });
+    };
+  }
+
+  // make_reply for a long-poll: counted in waiting_ until it completes.
+  template <class T, class Encode>
+  actors::reply_fn<T> make_waiting_reply(std::uint64_t id, Encode encode) {
+    return [weak = weak_from_this(), id, encode](engine::result<T> r) {
+      auto self = weak.lock();
+      if (!self) return;
+      auto* raw = self.get();
+      asio::dispatch(raw->strand_, [self = std::move(self), id, encode, r = std::move(r)] {
+        --self->waiting_;
+        ++self->inflight_;
         self->complete<T>(id, r, encode);
       });
     };
@@ -468,6 +669,7 @@ class connection : public std::enable_shared_from_this<connection> {
     spdlog::debug("binary connection: closing after {}: {}", engine::errc_name(code), message);
     error_reply(id, {code, std::move(message)});
     closing_ = true;
+    cancel_subscriptions();
     if (!processing_) {
       flush();
       maybe_finish();
@@ -477,6 +679,7 @@ class connection : public std::enable_shared_from_this<connection> {
   void flush() {
     if (write_active_ || out_.empty() || closed_) return;
     std::swap(out_, writing_);
+    std::swap(out_acks_, writing_acks_);
     write_active_ = true;
     asio::async_write(socket_, asio::buffer(writing_),
                       asio::bind_executor(strand_, [self = shared_from_this()](
@@ -488,11 +691,15 @@ class connection : public std::enable_shared_from_this<connection> {
   void on_write(asio::error_code ec) {
     write_active_ = false;
     writing_.clear();
+    auto written = std::move(writing_acks_);
+    writing_acks_.clear();
     if (closed_) return;
     if (ec) {
       spdlog::debug("binary connection: write failed: {}", ec.message());
       return close_now();
     }
+    // Their batches are on the wire: the subscriptions may read on.
+    for (auto& s : written) s->ack();
     flush();
     if (closing_) return maybe_finish();
     process_frames();  // output below the limit again: read on
@@ -525,19 +732,30 @@ class connection : public std::enable_shared_from_this<connection> {
     if (closing_) return;                    // still writing; maybe_finish arms the linger
     const auto idle = core_->options.idle_timeout;
     const auto since = steady::now() - last_frame_;
-    if (inflight_ == 0 && since >= idle) {
+    // Open subscriptions and long-polls are activity too.
+    const bool busy = inflight_ > 0 || waiting_ > 0 || !subscriptions_.empty();
+    if (!busy && since >= idle) {
       return fail(0, errc::timeout,
                   fmt::format("no request for {} ms: idle connection closed", idle.count()));
     }
-    arm_idle_timer(inflight_ > 0 ? idle
+    arm_idle_timer(busy ? idle
                                  : std::chrono::duration_cast<std::chrono::milliseconds>(
                                        idle - since) +
                                        std::chrono::milliseconds(1));
   }
 
+  // A connection that closes pushes nothing more.
+  void cancel_subscriptions() {
+    for (auto& [id, s] : subscriptions_) s->cancel();
+    subscriptions_.clear();
+  }
+
   void close_now() {
     if (closed_) return;
     closed_ = true;
+    cancel_subscriptions();
+    out_acks_.clear();
+    writing_acks_.clear();
     asio::error_code ignored;
     timer_.cancel();
     socket_.close(ignored);
@@ -557,7 +775,13 @@ class connection : public std::enable_shared_from_this<connection> {
   std::vector<std::byte> writing_;  // the write in progress
   kj::Array<capnp::word> reply_scratch_;
   std::size_t inflight_ = 0;
+  std::size_t waiting_ = 0;  // long-poll readAll requests (not in inflight_)
   steady::time_point last_frame_;
+  // Open subscriptions by their subscribe request's id.
+  std::unordered_map<std::uint64_t, std::shared_ptr<actors::subscription>> subscriptions_;
+  // Subscriptions whose batch is in out_ / writing_: acknowledged once written.
+  std::vector<std::shared_ptr<actors::subscription>> out_acks_;
+  std::vector<std::shared_ptr<actors::subscription>> writing_acks_;
 
   bool hello_done_ = false;
   bool reading_ = false;

@@ -11,6 +11,7 @@
 #include "actors/metrics.hpp"
 #include "actors/partition_transfer.hpp"
 #include "actors/requests.hpp"
+#include "actors/subscription.hpp"
 #include "engine/errors.hpp"
 #include "net/framing.hpp"
 
@@ -33,6 +34,15 @@ struct binary_server_options {
   // After an error that ends a connection, how long unread input is drained
   // before the socket is closed (so the peer reads the error instead of a reset).
   std::chrono::milliseconds linger{2000};
+  // Subscriptions open at once on one connection; more: overloaded.
+  std::size_t max_subscriptions_per_connection = 64;
+  // Long-poll readAll requests (waitMs > 0) waiting at once on one
+  // connection (a peer link carries one per subscription of the other node);
+  // they do not count against max_inflight_per_connection. More: overloaded.
+  std::size_t max_waiting_per_connection = 65536;
+  // Page size, long-poll and retries of subscriptions (page_bytes is cut to
+  // fit a frame).
+  actors::subscription_options subscription;
   // Serves the handoff requests of other nodes (shipLog, sealPartition,
   // unsealPartition); nullptr: they fail with unknown_request. Must outlive
   // the server.

@@ -19,7 +19,9 @@ inline constexpr std::size_t k_frame_header_bytes = 4;
 inline constexpr std::uint32_t k_default_max_frame_bytes = 16u << 20;
 // Decoding limits for every received message (capnp::ReaderOptions).
 inline constexpr std::uint64_t k_traversal_limit_words = 8u << 20;  // 64 MiB
-inline constexpr int k_nesting_limit = 16;
+// Deep enough for the deepest valid query (engine/query/query_codec.hpp:
+// k_query_nesting_limit) inside a Request.
+inline constexpr int k_nesting_limit = 160;
 
 enum class frame_status {
   ok,         // `payload` and `consumed` are set

@@ -12,7 +12,10 @@
 #include "engine/partitioning.hpp"
 #include "net/admin_api.hpp"
 #include "net/http_query.hpp"
+#include "engine/query/plan.hpp"
 #include "net/json_codec.hpp"
+#include "net/query_json.hpp"
+#include "net/query_wire.hpp"
 #include "net/prometheus.hpp"
 #include "net/read_all_token.hpp"
 
@@ -147,6 +150,13 @@ void http_api::handle(http_request request, respond_fn respond) {
     }
     if (path == "/all") return read_all(request, std::move(respond));
     return stats(std::move(respond));
+  }
+  if (path == "/query") {
+    if (request.method != "POST") {
+      metrics_.count_error(errc::unknown_request);
+      return respond(method_not_allowed("POST", request.method));
+    }
+    return query(request, std::move(respond));
   }
   if (path.starts_with("/admin/")) {
     if (!options_.admin) {
@@ -356,6 +366,34 @@ void http_api::read_all(const http_request& request, respond_fn respond) {
         if (post) return post(std::move(encode));
         encode();
       });
+}
+
+// The query is parsed and its relative times resolved here; the partial
+// result the handler merged is finished on a network thread.
+void http_api::query(const http_request& request, respond_fn respond) {
+  auto params = parse_query(request.query);
+  if (!params) return fail(respond, params.err());
+  auto force_base64 = force_base64_param(*params);
+  if (!force_base64) return fail(respond, force_base64.err());
+  auto body = json::decode_query_body(request.body);
+  if (!body) return fail(respond, body.err());
+  auto parsed = prepare_query(body->text, wall_clock_now());
+  if (!parsed) return fail(respond, parsed.err());
+  auto plan = engine::query::plan::compile(*parsed);
+  if (!plan) return fail(respond, plan.err());
+  actors::query_request q{std::move(parsed).value(), {}, body->allow_partial, body->timeout_ms};
+  handler_.query(std::move(q), [post = post_, respond = std::move(respond), plan = *plan,
+                                base64 = *force_base64](
+                                   engine::result<engine::query::partial_result> r) {
+    if (!r) return respond_error(respond, r.err());
+    auto partial = std::make_shared<engine::query::partial_result>(std::move(r).value());
+    auto encode = [respond, base64, plan, partial] {
+      const auto answer = engine::query::finish(std::move(*partial), *plan);
+      respond(json_response(200, json::encode_query_answer(answer, base64)));
+    };
+    if (post) return post(std::move(encode));
+    encode();
+  });
 }
 
 void http_api::stats(respond_fn respond) {

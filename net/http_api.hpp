@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -29,6 +30,9 @@ struct http_server_options {
   std::size_t max_page_size = 10000;       // larger limits are clamped to this
   // Serves /admin/* when set (net/admin_api.hpp); must outlive the server.
   actors::cluster_admin* admin = nullptr;
+  // GET /subscribe (server-sent events): a comment line this often keeps
+  // proxies and clients from timing the stream out.
+  std::chrono::milliseconds sse_heartbeat{15000};
 };
 
 struct http_request {
@@ -98,6 +102,7 @@ class http_api : public std::enable_shared_from_this<http_api> {
   void put_snapshot(std::string stream, const http_request& request, respond_fn respond);
   void read_all(const http_request& request, respond_fn respond);
   void stats(respond_fn respond);
+  void query(const http_request& request, respond_fn respond);
 
   // An error found by the HTTP layer: counted, then answered.
   void fail(const respond_fn& respond, engine::error error);

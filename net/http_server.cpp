@@ -9,8 +9,10 @@
 #include <chrono>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <restinio/all.hpp>
 
+#include "net/http_subscribe.hpp"
 #include "net/json_codec.hpp"
 
 namespace annal::net {
@@ -29,7 +31,14 @@ struct spdlog_logger {
   }
   template <class Builder>
   void warn(Builder&& build) {
-    if (spdlog::should_log(spdlog::level::warn)) spdlog::warn("http: {}", build());
+    if (!spdlog::should_log(spdlog::level::warn)) return;
+    auto message = build();
+    // An event-stream client that went away: its next write says so. Normal.
+    if (message.find("while socket is closed") != std::string::npos) {
+      spdlog::debug("http: {}", message);
+    } else {
+      spdlog::warn("http: {}", message);
+    }
   }
   template <class Builder>
   void error(Builder&& build) {
@@ -89,6 +98,57 @@ void send(const restinio::request_handle_t& request, http_response response) noe
   }
 }
 
+// GET /subscribe's streaming response: a chunked response, each write
+// flushed with an after-write notificator. Calls come serialized from the
+// SSE session's strand (net/http_subscribe.hpp).
+class restinio_sse_stream final : public sse_stream {
+ public:
+  explicit restinio_sse_stream(restinio::request_handle_t request)
+      : request_(std::move(request)) {}
+
+  void open(std::string text, std::function<void(bool)> written) override {
+    try {
+      response_.emplace(request_->create_response<restinio::chunked_output_t>());
+      response_->append_header(restinio::http_field::content_type,
+                               "text/event-stream; charset=utf-8");
+      response_->append_header(restinio::http_field::cache_control, "no-cache");
+      response_->append_header("X-Accel-Buffering", "no");  // proxies: do not buffer
+    } catch (const std::exception& e) {
+      spdlog::debug("http: cannot start an event stream: {}", e.what());
+      response_.reset();
+      return written(false);
+    }
+    write(std::move(text), std::move(written));
+  }
+
+  void write(std::string text, std::function<void(bool)> written) override {
+    if (!response_) return written(false);
+    try {
+      response_->append_chunk(std::move(text));
+      response_->flush([written](const asio::error_code& ec) { written(!ec); });
+    } catch (const std::exception& e) {
+      spdlog::debug("http: event stream write failed: {}", e.what());
+      response_.reset();
+      written(false);
+    }
+  }
+
+  void close(std::string text) override {
+    if (!response_) return;
+    try {
+      if (!text.empty()) response_->append_chunk(std::move(text));
+      response_->done();
+    } catch (const std::exception& e) {
+      spdlog::debug("http: event stream close failed: {}", e.what());
+    }
+    response_.reset();
+  }
+
+ private:
+  restinio::request_handle_t request_;
+  std::optional<restinio::response_builder_t<restinio::chunked_output_t>> response_;
+};
+
 // The RESTinio server, shared with a close posted to the io_context so
 // that a late close never touches a destroyed object.
 struct server_holder {
@@ -109,10 +169,12 @@ struct server_holder {
 struct http_server::impl {
   impl(asio::io_context& io, actors::request_handler& handler, actors::node_metrics& metrics,
        http_server_options options)
-      : io(io), api(http_api::create(handler, metrics, std::move(options),
+      : io(io), handler(handler), metrics(metrics), api(http_api::create(handler, metrics, std::move(options),
                             [&io](std::function<void()> task) { asio::post(io, std::move(task)); })) {}
 
   asio::io_context& io;
+  actors::request_handler& handler;  // GET /subscribe; the rest goes through api
+  actors::node_metrics& metrics;
   std::shared_ptr<http_api> api;
   // Shared with the request handler, which may outlive stop() on open
   // connections.
@@ -141,6 +203,10 @@ engine::result<asio::ip::tcp::endpoint> http_server::listen(const std::string& h
   auto bound = std::make_shared<asio::ip::tcp::endpoint>();
   auto api = impl_->api;
   auto stopping = impl_->stopping;
+  sse_options sse;
+  sse.heartbeat = api->options().sse_heartbeat;
+  auto* handler = &impl_->handler;
+  auto* metrics = &impl_->metrics;
   const std::size_t body_limit = api->options().max_body_bytes + k_body_slack;
   auto settings =
       restinio::server_settings_t<traits>{}
@@ -150,7 +216,8 @@ engine::result<asio::ip::tcp::endpoint> http_server::listen(const std::string& h
           .incoming_http_msg_limits(restinio::incoming_http_msg_limits_t{}.max_body_size(body_limit))
           .acceptor_post_bind_hook(
               [bound](asio::ip::tcp::acceptor& acceptor) { *bound = acceptor.local_endpoint(); })
-          .request_handler([api, stopping, io = &impl_->io](restinio::request_handle_t request) {
+          .request_handler([api, stopping, io = &impl_->io, sse, handler,
+                            metrics](restinio::request_handle_t request) {
             // An answer sent from inside this handler makes RESTinio start
             // reading the next request twice (once here, once after the
             // write), which can reset its parser in the middle of the next
@@ -172,6 +239,15 @@ engine::result<asio::ip::tcp::endpoint> http_server::listen(const std::string& h
                   engine::error{engine::errc::shutting_down, "the node is stopping"});
               response.headers.emplace_back("Connection", "close");
               respond(std::move(response));
+            } else if (request->header().path() == "/subscribe") {
+              http_request parsed;
+              parsed.method = request->header().method().c_str();
+              parsed.path = "/subscribe";
+              parsed.query = std::string(request->header().query());
+              const auto last_event_id = request->header().get_field_or("Last-Event-ID", "");
+              serve_subscribe(*io, *handler, *metrics, parsed,
+                              std::string_view(last_event_id.data(), last_event_id.size()),
+                              std::make_shared<restinio_sse_stream>(request), respond, sse);
             } else {
               http_request parsed;
               parsed.method = request->header().method().c_str();

@@ -442,6 +442,19 @@ std::string encode_all_page(const actors::read_all_page& page, std::string_view 
   return out;
 }
 
+std::string encode_all_event(const actors::all_event& e, bool force_base64) {
+  std::string out = R"({"stream":)";
+  out += quote(e.stream);
+  out += R"(,"partition":)";
+  out += std::to_string(e.partition.value());
+  out += R"(,"position":)";
+  out += std::to_string(e.event.position.value());
+  out += ',';
+  // encode_event's object without its opening brace.
+  out += std::string_view(encode_event(e.event, force_base64)).substr(1);
+  return out;
+}
+
 std::string encode_stats(const std::vector<actors::partition_stats>& stats) {
   struct node_totals {
     std::uint64_t partitions = 0, streams = 0, events = 0, bytes = 0;

@@ -80,6 +80,9 @@ std::string encode_write_reply(const actors::write_reply& reply);
 // `position` is the lsn of the event's record.
 std::string encode_all_page(const actors::read_all_page& page, std::string_view next_token,
                             bool force_base64);
+// One event of a GET /all page, as that page has it (also the `data` of a
+// server-sent event of GET /subscribe).
+std::string encode_all_event(const actors::all_event& event, bool force_base64);
 // GET /stats: {"partitions": [{"partition", "node", "streams", "events",
 // "endLsn"}], "nodes": [{"node", "partitions", "streams", "events",
 // "bytes"}], "streams", "events"} (nodes by id; bytes = sum of endLsn).

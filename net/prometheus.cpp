@@ -65,6 +65,10 @@ std::string render_prometheus(const actors::node_metrics& m, std::string_view no
   scalar(out, "annal_appended_bytes_total", "counter",
          "Bytes appended (type + data + metadata).", m.appended_bytes);
   scalar(out, "annal_read_requests_total", "counter", "Read requests received.", m.read_requests);
+  scalar(out, "annal_query_requests_total", "counter",
+         "Queries this node scanned its partitions for.", m.query_requests);
+  scalar(out, "annal_query_events_scanned_total", "counter", "Events scanned by queries.",
+         m.query_events_scanned);
   scalar(out, "annal_read_events_total", "counter", "Events returned by reads.", m.read_events);
   scalar(out, "annal_read_bytes_total", "counter", "Bytes returned by reads.", m.read_bytes);
   scalar(out, "annal_sync_rounds_total", "counter", "Group-commit rounds (write + fdatasync).",
@@ -76,6 +80,16 @@ std::string render_prometheus(const actors::node_metrics& m, std::string_view no
   scalar(out, "annal_connections_accepted_total", "counter",
          "Binary-protocol connections accepted.", m.connections_accepted);
   scalar(out, "annal_http_requests_total", "counter", "HTTP requests received.", m.http_requests);
+  scalar(out, "annal_subscriptions_open", "gauge", "Subscriptions open (binary protocol and SSE).",
+         m.subscriptions_open);
+  scalar(out, "annal_subscription_events_total", "counter", "Events delivered to subscriptions.",
+         m.subscription_events);
+  scalar(out, "annal_subscription_held_events", "gauge",
+         "Events subscriptions have read and their clients not yet taken.",
+         m.subscription_held_events);
+  scalar(out, "annal_subscription_held_events_max", "gauge",
+         "The most events one subscription ever held at once (at most one page).",
+         m.subscription_held_events_max);
 
   header(out, "annal_errors_total", "counter", "Errors reported to clients, by code.");
   for (std::size_t i = 1; i < m.errors.size(); ++i) {

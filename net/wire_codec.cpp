@@ -302,6 +302,10 @@ actors::read_all_request decode_read_all(wire::ReadAllRequest::Reader request) {
   auto partitions = request.getPartitions();
   out.partitions.reserve(partitions.size());
   for (const auto p : partitions) out.partitions.emplace_back(p);
+  out.wait_ms = std::min(request.getWaitMs(), actors::k_read_all_max_wait_ms);
+  out.watch = request.getWatch();
+  out.watch_seq = request.getWatchSeq();
+  out.from_end = request.getFromEnd();
   return out;
 }
 
@@ -314,6 +318,174 @@ void encode_read_all(wire::ReadAllRequest::Builder out, const actors::read_all_r
   for (unsigned i = 0; i < partitions.size(); ++i) {
     partitions.set(i, request.partitions[i].value());
   }
+  out.setWaitMs(request.wait_ms);
+  out.setWatch(request.watch);
+  out.setWatchSeq(request.watch_seq);
+  out.setFromEnd(request.from_end);
+}
+
+namespace {
+
+void encode_all_events(capnp::List<wire::AllEvent>::Builder events,
+                       const std::vector<actors::all_event>& from) {
+  for (unsigned i = 0; i < events.size(); ++i) {
+    const auto& in = from[i];
+    auto event = events[i];
+    event.setStream(as_text(in.stream));
+    event.setPartition(in.partition.value());
+    event.setIndex(in.index);
+    auto recorded = event.initEvent();
+    encode_event_fields(recorded, in.event);
+    recorded.setVersion(in.event.version.value());
+    recorded.setTimestampUs(in.event.timestamp);
+    recorded.setPosition(in.event.position.value());
+  }
+}
+
+// The views point into the message.
+std::vector<actors::all_event> decode_all_events(capnp::List<wire::AllEvent>::Reader events) {
+  std::vector<actors::all_event> out(events.size());
+  for (unsigned i = 0; i < events.size(); ++i) {
+    auto in = events[i];
+    auto recorded = in.getEvent();
+    auto& e = out[i];
+    e.stream = view(in.getStream());
+    e.partition = partition_id{in.getPartition()};
+    e.index = in.getIndex();
+    e.event.id = join_event_id(recorded.getId0(), recorded.getId1());
+    e.event.type = view(recorded.getType());
+    e.event.data = view(recorded.getData());
+    e.event.metadata = view(recorded.getMetadata());
+    e.event.version = stream_version{recorded.getVersion()};
+    e.event.timestamp = recorded.getTimestampUs();
+    e.event.position = lsn{recorded.getPosition()};
+  }
+  return out;
+}
+
+void encode_positions(capnp::List<std::uint64_t>::Builder out,
+                      const std::vector<actors::all_position>& positions) {
+  for (unsigned i = 0; i < out.size(); ++i) out.set(i, positions[i].value());
+}
+
+std::vector<actors::all_position> decode_positions(capnp::List<std::uint64_t>::Reader in) {
+  std::vector<actors::all_position> out;
+  out.reserve(in.size());
+  for (const auto p : in) out.emplace_back(p);
+  return out;
+}
+
+}  // namespace
+
+engine::result<subscribe_params> decode_subscribe(wire::SubscribeRequest::Reader request) {
+  subscribe_params out;
+  auto target = request.getTarget();
+  switch (target.which()) {
+    case wire::SubscribeRequest::Target::ALL:
+      break;
+    case wire::SubscribeRequest::Target::STREAM: {
+      auto stream = decode_stream(target.getStream());
+      if (!stream) return stream.err();
+      out.target = {actors::subscription_target::kind::stream, std::move(stream).value()};
+      break;
+    }
+    case wire::SubscribeRequest::Target::CATEGORY: {
+      auto category = view(target.getCategory());
+      if (category.empty() || !engine::valid_stream_id(category)) {
+        return engine::error{engine::errc::invalid_argument,
+                             "a category is 1..256 bytes of UTF-8 without control characters"};
+      }
+      out.target = {actors::subscription_target::kind::category, std::string(category)};
+      break;
+    }
+    default:
+      return engine::error{engine::errc::malformed_request, "unknown subscription target"};
+  }
+  out.filter = std::string(view(request.getFilter()));
+  auto from = request.getFrom();
+  using start_kind = actors::subscription_start::kind;
+  switch (from.which()) {
+    case wire::SubscribeRequest::From::START:
+      break;
+    case wire::SubscribeRequest::From::END:
+      out.from.what = start_kind::end;
+      break;
+    case wire::SubscribeRequest::From::POSITION:
+      out.from.what = start_kind::position;
+      out.from.positions = decode_positions(from.getPosition());
+      break;
+    case wire::SubscribeRequest::From::VERSION:
+      if (out.target.what != actors::subscription_target::kind::stream) {
+        return engine::error{engine::errc::invalid_argument,
+                             "a start at a version needs a one-stream subscription"};
+      }
+      out.from.what = start_kind::version;
+      out.from.version = stream_version{from.getVersion()};
+      break;
+    default:
+      return engine::error{engine::errc::malformed_request, "unknown subscription start"};
+  }
+  out.credits = request.getCredits();
+  return out;
+}
+
+void encode_subscribe(wire::SubscribeRequest::Builder out, const subscribe_params& params) {
+  auto target = out.initTarget();
+  switch (params.target.what) {
+    case actors::subscription_target::kind::all:
+      target.setAll();
+      break;
+    case actors::subscription_target::kind::stream:
+      target.setStream(params.target.name);
+      break;
+    case actors::subscription_target::kind::category:
+      target.setCategory(params.target.name);
+      break;
+  }
+  out.setFilter(params.filter);
+  auto from = out.initFrom();
+  switch (params.from.what) {
+    case actors::subscription_start::kind::start:
+      from.setStart();
+      break;
+    case actors::subscription_start::kind::end:
+      from.setEnd();
+      break;
+    case actors::subscription_start::kind::position:
+      encode_positions(
+          from.initPosition(static_cast<unsigned>(params.from.positions.size())),
+          params.from.positions);
+      break;
+    case actors::subscription_start::kind::version:
+      from.setVersion(params.from.version.value());
+      break;
+  }
+  out.setCredits(params.credits);
+}
+
+void encode_subscribed(wire::SubscribedReply::Builder out,
+                       const std::vector<actors::all_position>& start) {
+  out.setPartitionCount(static_cast<std::uint32_t>(start.size()));
+  encode_positions(out.initPosition(static_cast<unsigned>(start.size())), start);
+}
+
+std::vector<actors::all_position> decode_subscribed(wire::SubscribedReply::Reader reply) {
+  return decode_positions(reply.getPosition());
+}
+
+void encode_subscription_events(wire::SubscriptionEvents::Builder out,
+                                const actors::subscription_batch& batch) {
+  encode_all_events(out.initEvents(static_cast<unsigned>(batch.events.size())), batch.events);
+  encode_positions(out.initNext(static_cast<unsigned>(batch.next.size())), batch.next);
+}
+
+actors::subscription_batch decode_subscription_events(wire::SubscriptionEvents::Reader events,
+                                                      std::shared_ptr<const void> keep_alive) {
+  actors::subscription_batch batch;
+  batch.events = decode_all_events(events.getEvents());
+  batch.next = decode_positions(events.getNext());
+  batch.buffers.push_back(std::move(keep_alive));
+  return batch;
 }
 
 void encode_read_all_page(wire::ReadAllReply::Builder out, const actors::read_all_page& page) {

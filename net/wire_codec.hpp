@@ -6,6 +6,7 @@
 #include <string>
 
 #include "actors/requests.hpp"
+#include "actors/subscription.hpp"
 #include "engine/shipped_batch.hpp"
 #include "engine/errors.hpp"
 #include "engine/partition.hpp"
@@ -73,6 +74,29 @@ actors::read_all_page decode_read_all_page(wire::ReadAllReply::Reader reply,
                                            std::shared_ptr<const void> keep_alive);
 void encode_stats(wire::StatsReply::Builder out, const std::vector<actors::partition_stats>& stats);
 std::vector<actors::partition_stats> decode_stats(wire::StatsReply::Reader reply);
+
+// --- Subscriptions (docs/subscriptions.md) ---
+
+struct subscribe_params {
+  actors::subscription_target target;
+  actors::subscription_start from;
+  std::string filter;  // a `where` filter; empty: none
+  std::uint32_t credits = 0;
+};
+// invalid_stream_id / invalid_argument for a bad target, a version start of
+// a target that is not one stream; malformed_request for unknown union members.
+engine::result<subscribe_params> decode_subscribe(wire::SubscribeRequest::Reader request);
+void encode_subscribe(wire::SubscribeRequest::Builder out, const subscribe_params& params);
+void encode_subscribed(wire::SubscribedReply::Builder out,
+                       const std::vector<actors::all_position>& start);
+std::vector<actors::all_position> decode_subscribed(wire::SubscribedReply::Reader reply);
+// Every event of the batch (its page budget keeps it inside a frame).
+void encode_subscription_events(wire::SubscriptionEvents::Builder out,
+                                const actors::subscription_batch& batch);
+// Events and `next`; `from` stays empty. The views point into the message:
+// `keep_alive` goes into buffers.
+actors::subscription_batch decode_subscription_events(wire::SubscriptionEvents::Reader events,
+                                                      std::shared_ptr<const void> keep_alive);
 
 // --- Partition handoff (node to node) ---
 void encode_shipped_batch(wire::ShipLogReply::Builder out, const engine::shipped_batch& batch);

@@ -4,6 +4,8 @@
 @0xb7b58ca75e182b83;
 
 using Cxx = import "/capnp/c++.capnp";
+using Q = import "query.capnp";
+using QR = import "query_result.capnp";
 $Cxx.namespace("annal::wire");
 
 const protocolVersion :UInt32 = 1;
@@ -88,6 +90,16 @@ struct ReadAllRequest {
   limit @1 :UInt32;
   # Node to node only: the partitions to read. Empty: every partition.
   partitions @2 :List(UInt32);
+  # Long-poll (docs/subscriptions.md): when the page would be empty because
+  # every partition read is at its end, wait up to waitMs (at most 30000)
+  # for new records before answering. 0: answer at once.
+  waitMs @3 :UInt32;
+  # The waiting reader's key and round: a partition keeps one wait per
+  # watch; a higher watchSeq replaces an older wait, which is answered.
+  watch @4 :UInt64;
+  watchSeq @5 :UInt64;
+  # Ignore `from`: answer no events and `next` = the end of each partition.
+  fromEnd @6 :Bool;
 }
 
 # Node to node (partition handoff, docs/cluster.md): the committed records of
@@ -110,6 +122,55 @@ struct PartitionRef {
   partition @0 :UInt32;
 }
 
+# A subscription (docs/subscriptions.md): catch-up from `from`, then live.
+# Answered by `subscribed` (or an error); then the node pushes
+# `subscriptionEvents` with the subscribe request's id, never more events
+# than the credits granted, until `subscriptionEnded`.
+struct SubscribeRequest {
+  target :union {
+    all @0 :Void;        # every stream
+    stream @1 :Text;     # one stream
+    category @2 :Text;   # streams whose id up to the first '-' is this
+  }
+  # A query `where` filter on the target's events (docs/subscriptions.md);
+  # empty: none.
+  filter @3 :Text;
+  from :union {
+    start @4 :Void;
+    end @5 :Void;
+    # A resume position: one entry per partition, as readAll's `next`
+    # (a subscriptionEvents' `next`, or the subscribed reply's `position`).
+    position @6 :List(UInt64);
+    version @7 :UInt64;  # stream targets only: from this stream version
+  }
+  # Credits granted with the request (grantCredits adds more).
+  credits @8 :UInt32;
+}
+
+# One-way (no reply): the client takes `credits` more events.
+struct CreditGrant {
+  subscription @0 :UInt64;  # the subscribe request's id
+  credits @1 :UInt32;
+}
+
+# One-way: ends the subscription; the node answers subscriptionEnded
+# (without an error) on the subscription's id.
+struct SubscriptionRef {
+  subscription @0 :UInt64;
+}
+
+# A query (docs/queries.md). A client sends its text, parsed by the node
+# that receives it; a node fanning a query out sends the parsed form with
+# relative time bounds already resolved, and asks for the partial result.
+struct QueryRequest {
+  text @0 :Text;
+  query @1 :Q.Query;            # used when text is empty
+  partitions @2 :List(UInt32);  # empty: every partition
+  allowPartial @3 :Bool;        # a limit ends the scan with a partial result
+  timeoutMs @4 :UInt32;         # 0: the node's limit
+  wantPartial @5 :Bool;         # answer with the mergeable partial result
+}
+
 struct Request {
   id @0 :UInt64;  # chosen by the client; echoed in the response
   union {
@@ -129,6 +190,10 @@ struct Request {
     shipLog @14 :ShipLogRequest;
     sealPartition @15 :SealRequest;
     unsealPartition @16 :PartitionRef;
+    query @17 :QueryRequest;
+    subscribe @18 :SubscribeRequest;
+    grantCredits @19 :CreditGrant;
+    unsubscribe @20 :SubscriptionRef;
   }
   # Set by a node that forwards a client's request to the partition's owner:
   # the forwarding node's cluster-map epoch. 0 (the default): a client's own
@@ -244,6 +309,34 @@ struct SealReply {
   end @0 :UInt64;       # the partition's end lsn
 }
 
+struct SubscribedReply {
+  partitionCount @0 :UInt32;
+  # Where the subscription starts: a resume position (one per partition).
+  position @1 :List(UInt64);
+}
+
+struct SubscriptionEvents {
+  # In delivery order: per stream in version order, per partition in log
+  # order (docs/subscriptions.md, "Order").
+  events @0 :List(AllEvent);
+  # The resume position after these events.
+  next @1 :List(UInt64);
+}
+
+struct SubscriptionEnded {
+  # False: ended by unsubscribe. True: by `error` (a subscription that
+  # cannot go on: bad filter, not_owner storm, a node gone too long ...).
+  failed @0 :Bool;
+  error @1 :Error;
+}
+
+struct QueryReply {
+  union {
+    answer @0 :QR.QueryAnswer;
+    partial @1 :QR.PartialResult;  # wantPartial
+  }
+}
+
 struct Response {
   id @0 :UInt64;  # the request's id; 0 for a connection-level error
   union {
@@ -259,5 +352,9 @@ struct Response {
     stats @10 :StatsReply;
     shippedLog @11 :ShipLogReply;
     sealed @12 :SealReply;  # sealPartition and unsealPartition
+    query @13 :QueryReply;
+    subscribed @14 :SubscribedReply;
+    subscriptionEvents @15 :SubscriptionEvents;
+    subscriptionEnded @16 :SubscriptionEnded;
   }
 }

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <sstream>
+#include <thread>
 
 #include "tests/integration/node_fixture.hpp"
 
@@ -92,11 +93,77 @@ TEST_F(cli_test, delete_meta_and_snapshot) {
 
 TEST_F(cli_test, help_on_every_subcommand) {
   for (const char* cmd : {"dev", "start", "append", "read", "head", "delete", "meta", "snapshot",
-                          "check", "bench"}) {
+                          "check", "bench", "tail"}) {
     auto r = run_annal({cmd, "--help"});
     EXPECT_EQ(r.exit_code, 0) << cmd;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << cmd << ": " << r.out;
   }
+}
+
+// Lines of `out`, without the empty last one.
+std::vector<std::string> lines_of(const std::string& out) {
+  std::vector<std::string> lines;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST_F(cli_test, tail_prints_catch_up_then_live_events_and_exits_after_count) {
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(annal({"append", "tail-1", "--type", "T" + std::to_string(i), "--data",
+                     R"({"i":)" + std::to_string(i) + "}"})
+                  .exit_code,
+              0);
+  }
+  ASSERT_EQ(annal({"append", "other-1", "--type", "X"}).exit_code, 0);
+
+  // Catch-up of a category, as JSON lines with the resume token.
+  auto r = annal({"tail", "--category", "tail", "--from", "start", "--json", "--count", "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  for (int i = 0; i < 3; ++i) {
+    auto e = json::parse(lines[i]);
+    EXPECT_EQ(e["stream"], "tail-1");
+    EXPECT_EQ(e["version"], i);
+    EXPECT_EQ(e["data"]["i"], i);
+    EXPECT_TRUE(e["next"].is_string());
+  }
+  const auto token = json::parse(lines[2])["next"].get<std::string>();
+
+  // From that token: the events appended while it runs, nothing before.
+  command_result live;
+  std::thread tail([&] {
+    live = annal({"tail", "--category", "tail", "--from", token, "--count", "2"});
+  });
+  ASSERT_EQ(annal({"append", "other-1", "--type", "X"}).exit_code, 0);
+  ASSERT_EQ(annal({"append", "tail-2", "--type", "Live"}).exit_code, 0);
+  ASSERT_EQ(annal({"append", "tail-1", "--type", "Live"}).exit_code, 0);
+  tail.join();
+  ASSERT_EQ(live.exit_code, 0) << live.err;
+  lines = lines_of(live.out);
+  ASSERT_EQ(lines.size(), 3u) << live.out;  // two events, then "next: <token>"
+  EXPECT_NE(lines[0].find("tail-2"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("tail-1"), std::string::npos) << lines[1];
+  EXPECT_EQ(lines[2].rfind("next: ", 0), 0u);
+
+  // One stream from a version, with a filter.
+  r = annal({"tail", "--stream", "tail-1", "--from", "1", "--filter", "type != 'T2'", "--json",
+             "--count", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(json::parse(lines[0])["version"], 1);
+  EXPECT_EQ(json::parse(lines[1])["type"], "Live");
+
+  // Bad arguments: usage errors (exit 2), before anything is sent.
+  r = annal({"tail", "--from", "not-a-token"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = annal({"tail", "--filter", "type ="});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.err.rfind("annal: query_syntax: ", 0), 0u) << r.err;
+  r = annal({"tail", "--stream", "a", "--category", "b"});
+  EXPECT_NE(r.exit_code, 0);
 }
 
 TEST_F(cli_test, check_verifies_a_stopped_node_s_directory) {

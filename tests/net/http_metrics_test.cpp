@@ -73,6 +73,10 @@ TEST(prometheus_test, renders_every_counter_and_valid_histograms) {
   m.connections_open = 2;
   m.connections_accepted = 9;
   m.http_requests = 11;
+  m.subscriptions_open = 3;
+  m.subscription_events = 40;
+  m.subscription_held_events = 5;
+  m.subscription_held_events_max = 12;
   m.count_error(engine::errc::wrong_expected_version);
   m.count_error(engine::errc::wrong_expected_version);
   m.count_error(engine::errc::io_error);
@@ -92,6 +96,10 @@ TEST(prometheus_test, renders_every_counter_and_valid_histograms) {
   EXPECT_EQ(s.at("annal_connections_open"), 2);
   EXPECT_EQ(s.at("annal_connections_accepted_total"), 9);
   EXPECT_EQ(s.at("annal_http_requests_total"), 11);
+  EXPECT_EQ(s.at("annal_subscriptions_open"), 3);
+  EXPECT_EQ(s.at("annal_subscription_events_total"), 40);
+  EXPECT_EQ(s.at("annal_subscription_held_events"), 5);
+  EXPECT_EQ(s.at("annal_subscription_held_events_max"), 12);
   EXPECT_EQ(s.at(R"(annal_errors_total{code="wrong_expected_version"})"), 2);
   EXPECT_EQ(s.at(R"(annal_errors_total{code="io_error"})"), 1);
   EXPECT_EQ(s.at(R"(annal_errors_total{code="not_found"})"), 0);

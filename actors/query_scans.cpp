@@ -1,0 +1,41 @@
+#include "actors/query_scans.hpp"
+
+namespace annal::actors {
+
+std::uint64_t query_scans::start(engine::partition& partition,
+                                 std::shared_ptr<const engine::query::plan> plan,
+                                 std::shared_ptr<query_budget> budget,
+                                 reply_fn<engine::query::partial_result> reply) {
+  const std::uint64_t id = next_id_++;
+  running_.emplace(id, running{engine::query::partition_scan(std::move(plan), id_,
+                                                             partition.visible_end()),
+                               std::move(budget), std::move(reply)});
+  return id;
+}
+
+bool query_scans::step(engine::partition& partition, std::uint64_t id) {
+  auto it = running_.find(id);
+  if (it == running_.end()) return false;
+  auto& r = it->second;
+  auto done = r.scan.step(partition, k_query_step_bytes, r.budget->limits, r.budget->scanned);
+  if (done && !*done) return true;
+  auto reply = std::move(r.reply);
+  if (!done) {
+    auto e = done.err();
+    running_.erase(it);
+    reply(std::move(e));
+  } else {
+    auto partial = r.scan.take();
+    running_.erase(it);
+    reply(std::move(partial));
+  }
+  return false;
+}
+
+void query_scans::fail_all(const engine::error& e) {
+  auto running = std::move(running_);
+  running_.clear();
+  for (auto& [id, r] : running) r.reply(e);
+}
+
+}  // namespace annal::actors

@@ -1,0 +1,57 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+
+#include "actors/requests.hpp"
+#include "engine/partition.hpp"
+#include "engine/query/partition_scan.hpp"
+#include "engine/query/plan.hpp"
+
+namespace annal::actors {
+
+// One query's limits, shared by the partitions of a node that scan for it.
+struct query_budget {
+  engine::query::scan_limits limits;
+  std::atomic<std::uint64_t> scanned{0};  // events scanned so far, all partitions
+};
+
+// The queries a partition actor is scanning. A scan runs in steps of about
+// k_query_step_bytes, so that requests to the partition are served between
+// steps (the actor sends itself a step message after each one).
+//
+// Not thread-safe: owned by one partition actor.
+class query_scans {
+ public:
+  // Bytes of log one step reads: about a millisecond of scanning.
+  static constexpr std::size_t k_query_step_bytes = 1u << 20;
+
+  explicit query_scans(partition_id id) : id_(id) {}
+
+  // Starts a scan of [0, partition.visible_end()); returns its id.
+  std::uint64_t start(engine::partition& partition, std::shared_ptr<const engine::query::plan> plan,
+                      std::shared_ptr<query_budget> budget,
+                      reply_fn<engine::query::partial_result> reply);
+  // Runs one step of scan `id`; replies when it ends. Returns whether it
+  // needs another step. An unknown id (failed meanwhile) needs none.
+  bool step(engine::partition& partition, std::uint64_t id);
+  // Fails every running scan with `e` (the partition moved, is cleared, or
+  // the node stops).
+  void fail_all(const engine::error& e);
+  bool empty() const { return running_.empty(); }
+
+ private:
+  struct running {
+    engine::query::partition_scan scan;
+    std::shared_ptr<query_budget> budget;
+    reply_fn<engine::query::partial_result> reply;
+  };
+
+  partition_id id_;
+  std::uint64_t next_id_ = 1;
+  std::unordered_map<std::uint64_t, running> running_;
+};
+
+}  // namespace annal::actors
