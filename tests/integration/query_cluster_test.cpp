@@ -437,6 +437,12 @@ TEST_F(query_cluster_test, listings_match_a_brute_force_evaluation) {
          return e.stream.starts_with("orders-") && a && *a > 900;
        },
        30, false},
+      {"from $all where data.amount < 50 and metadata.source exists | first 40",
+       [](const stored_event& e) {
+         auto a = number_at(e.data, {"amount"});
+         return a && *a < 50 && member(e.metadata, {"source"}) != nullptr;
+       },
+       40, false},
       {"from $all where data.customer = 'c-3' | last 10000",
        [](const stored_event& e) {
          const json* c = member(e.data, {"customer"});
@@ -447,6 +453,7 @@ TEST_F(query_cluster_test, listings_match_a_brute_force_evaluation) {
   const char* nodes[] = {"c", "a", "b"};
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const auto& c = cases[i];
+    const char* node = nodes[i % 3];
     SCOPED_TRACE(c.text);
     events_ref expected;
     for (const auto& e : events_) {
@@ -455,7 +462,7 @@ TEST_F(query_cluster_test, listings_match_a_brute_force_evaluation) {
     std::sort(expected.begin(), expected.end(), order);
     if (c.newest_first) std::reverse(expected.begin(), expected.end());
     if (expected.size() > c.limit) expected.resize(c.limit);
-    auto answer = via(nodes[i]).query(c.text);
+    auto answer = via(node).query(c.text);
     ASSERT_TRUE(answer) << answer.err().message;
     const auto* listed = std::get_if<std::vector<q::listed_event>>(&answer->body);
     ASSERT_NE(listed, nullptr);
