@@ -14,6 +14,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "tests/actors/node_harness.hpp"
 #include "tests/support/event_factory.hpp"
@@ -107,7 +108,11 @@ class collector {
         max_batch_ = std::max(max_batch_, batch.events.size());
         ++batches_;
         last_arrival_ = std::chrono::steady_clock::now();
-        if (auto_ack_) sub = sub_.lock();
+        if (auto_ack_) {
+          sub = sub_.lock();
+          // A batch before attach(): taken there.
+          if (!sub) ack_owed_ = true;
+        }
       }
       if (sub) sub->ack();
     };
@@ -119,8 +124,13 @@ class collector {
   }
 
   void attach(const std::shared_ptr<actors::subscription>& s) {
-    std::lock_guard lock(mu_);
-    sub_ = s;
+    bool owed = false;
+    {
+      std::lock_guard lock(mu_);
+      sub_ = s;
+      owed = std::exchange(ack_owed_, false);
+    }
+    if (owed) s->ack();
   }
   std::size_t count() const {
     std::lock_guard lock(mu_);
@@ -160,6 +170,7 @@ class collector {
   const bool auto_ack_;
   mutable std::mutex mu_;
   std::weak_ptr<actors::subscription> sub_;
+  bool ack_owed_ = false;
   std::vector<seen_event> events_;
   std::vector<std::vector<actors::all_position>> positions_;
   std::optional<engine::result<std::vector<actors::all_position>>> started_;

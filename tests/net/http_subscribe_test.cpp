@@ -1,6 +1,8 @@
 // GET /subscribe (server-sent events) over a real node: catch-up then live
 // with concurrent appends, a reconnect with Last-Event-ID, typed errors
 // before the stream starts, heartbeats, and a reader that stops reading.
+#include "net/http_subscribe.hpp"
+
 #include <gtest/gtest.h>
 
 #include <asio/executor_work_guard.hpp>
@@ -10,7 +12,6 @@
 
 #include "actors/node.hpp"
 #include "net/http_server.hpp"
-#include "net/http_subscribe.hpp"
 #include "net/read_all_token.hpp"
 #include "tests/support/await_reply.hpp"
 #include "tests/support/event_factory.hpp"
