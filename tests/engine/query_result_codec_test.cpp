@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <kj/exception.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -106,7 +107,7 @@ class query_result_codec_test : public store_fixture {
     for (std::uint32_t i = 0; i < st().partition_count(); ++i) {
       auto& part = *must(st().get(partition_id{i}), "get");
       partition_scan s(p, partition_id{i}, part.visible_end());
-      std::uint64_t scanned = 0;
+      std::atomic<std::uint64_t> scanned{0};
       while (!must(s.step(part, 4096, scan_limits{}, scanned), "step")) {
       }
       parts.push_back(s.take());

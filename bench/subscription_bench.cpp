@@ -1,0 +1,147 @@
+// Subscription benchmark (docs/benchmarks.md, "Subscriptions"), against a
+// running node over the binary protocol:
+//
+//   subscription_bench catch-up HOST:PORT EVENTS
+//     subscribes to $all from the start and reads EVENTS events as fast as
+//     client::subscription hands them out; prints events delivered per second.
+//   subscription_bench live HOST:PORT SECONDS RATE
+//     subscribes to $all from the end; a writer on its own connection appends
+//     RATE single-event appends per second for SECONDS, each carrying its send
+//     time; prints the append -> delivery latency percentiles (same process,
+//     same steady clock).
+#include <fmt/format.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "bench/latency_histogram.hpp"
+#include "client/client.hpp"
+#include "client/subscription.hpp"
+
+namespace {
+
+using namespace annal;
+using steady = std::chrono::steady_clock;
+
+std::unique_ptr<client::client> connect(const std::string& host, std::uint16_t port) {
+  client::client_options options;
+  options.host = host;
+  options.port = port;
+  options.client_name = "subscription-bench";
+  auto c = client::client::connect(options);
+  if (!c) {
+    std::fprintf(stderr, "connect: %s\n", c.err().message.c_str());
+    std::exit(1);
+  }
+  return std::move(c).value();
+}
+
+std::unique_ptr<client::subscription> subscribe(client::client& c, bool from_end,
+                                                std::uint32_t window) {
+  net::wire_codec::subscribe_params params;
+  params.target.what = actors::subscription_target::kind::all;
+  params.from.what = from_end ? actors::subscription_start::kind::end
+                              : actors::subscription_start::kind::start;
+  auto s = client::subscription::open(c, params, window);
+  if (!s) {
+    std::fprintf(stderr, "subscribe: %s\n", s.err().message.c_str());
+    std::exit(1);
+  }
+  return std::move(s).value();
+}
+
+int catch_up(const std::string& host, std::uint16_t port, std::uint64_t events) {
+  auto c = connect(host, port);
+  const auto began = steady::now();
+  auto s = subscribe(*c, false, 65536);
+  std::uint64_t received = 0;
+  while (received < events) {
+    auto next = s->next(std::chrono::seconds(30));
+    if (!next) {
+      std::fprintf(stderr, "subscription ended: %s\n", next.err().message.c_str());
+      return 1;
+    }
+    if (!*next) {
+      std::fprintf(stderr, "no event for 30 s after %llu\n",
+                   static_cast<unsigned long long>(received));
+      return 1;
+    }
+    ++received;
+  }
+  const double seconds = std::chrono::duration<double>(steady::now() - began).count();
+  std::printf("{\"op\":\"catch-up\",\"events\":%llu,\"seconds\":%.3f,\"eventsPerSec\":%.0f}\n",
+              static_cast<unsigned long long>(received), seconds,
+              static_cast<double>(received) / seconds);
+  return 0;
+}
+
+int live(const std::string& host, std::uint16_t port, double seconds, double rate) {
+  auto reader = connect(host, port);
+  auto writer = connect(host, port);
+  auto s = subscribe(*reader, true, 4096);
+  const auto total = static_cast<std::uint64_t>(seconds * rate);
+  std::atomic<bool> writer_failed{false};
+  std::thread write([&] {
+    const auto period = std::chrono::duration_cast<steady::duration>(
+        std::chrono::duration<double>(1.0 / rate));
+    auto due = steady::now();
+    for (std::uint64_t i = 0; i < total; ++i) {
+      std::this_thread::sleep_until(due);
+      due += period;
+      actors::append_request request;
+      request.stream = fmt::format("live-{}", i % 64);
+      engine::event_input e;
+      e.type = "Tick";
+      e.data = fmt::format(R"({{"sentNs":{}}})",
+                           steady::now().time_since_epoch().count());
+      request.events.push_back(std::move(e));
+      if (!writer->append(std::move(request))) writer_failed = true;
+    }
+  });
+  bench::latency_histogram latencies;
+  std::uint64_t received = 0;
+  while (received < total) {
+    auto next = s->next(std::chrono::seconds(30));
+    if (!next || !*next) break;
+    const auto now = steady::now().time_since_epoch().count();
+    const auto& data = (*next)->data;
+    const auto at = data.find(':');
+    const long long sent = std::atoll(data.c_str() + at + 1);
+    latencies.record(static_cast<std::uint64_t>(now - sent));
+    ++received;
+  }
+  write.join();
+  std::printf(
+      "{\"op\":\"live\",\"events\":%llu,\"rate\":%.0f,\"p50Ms\":%.3f,\"p99Ms\":%.3f,"
+      "\"p999Ms\":%.3f,\"maxMs\":%.3f,\"writerErrors\":%s}\n",
+      static_cast<unsigned long long>(received), rate,
+      static_cast<double>(latencies.percentile(0.50)) / 1e6,
+      static_cast<double>(latencies.percentile(0.99)) / 1e6,
+      static_cast<double>(latencies.percentile(0.999)) / 1e6,
+      static_cast<double>(latencies.max()) / 1e6, writer_failed ? "true" : "false");
+  return received == total && !writer_failed ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 4) {
+    std::fprintf(stderr,
+                 "usage: subscription_bench catch-up HOST:PORT EVENTS\n"
+                 "       subscription_bench live HOST:PORT SECONDS RATE\n");
+    return 2;
+  }
+  const std::string mode = argv[1];
+  const std::string address = argv[2];
+  const auto colon = address.rfind(':');
+  const std::string host = address.substr(0, colon);
+  const auto port = static_cast<std::uint16_t>(std::atoi(address.c_str() + colon + 1));
+  if (mode == "catch-up") return catch_up(host, port, std::strtoull(argv[3], nullptr, 10));
+  if (mode == "live" && argc >= 5) return live(host, port, std::atof(argv[3]), std::atof(argv[4]));
+  std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
+  return 2;
+}
