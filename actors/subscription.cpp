@@ -247,6 +247,9 @@ void subscription::run() {
     read.limit = static_cast<std::size_t>(
         std::min<std::uint64_t>(credits_, std::max<std::size_t>(options_.page_events, 1)));
     read.partitions = partitions_;
+    if (catching_up_one_by_one()) {
+      read.partitions = {partition_id{static_cast<std::uint32_t>(catch_up_cursor_)}};
+    }
     read.max_bytes = options_.page_bytes;
     if (live_) {
       read.wait_ms = static_cast<std::uint32_t>(options_.wait.count());
@@ -295,7 +298,19 @@ void subscription::on_page(result<read_all_page> page) {
   }
   batch.from = std::move(positions_);
   positions_ = std::move(page->next);
-  live_ = page->at_end;
+  if (catching_up_one_by_one()) {
+    // The partition read is done for this round at its end, or after
+    // k_catch_up_pages_per_partition pages (so that a partition written
+    // faster than it is read cannot hold back the others).
+    if (page->at_end || ++catch_up_pages_ >= k_catch_up_pages_per_partition) {
+      ++catch_up_cursor_;
+      catch_up_pages_ = 0;
+    }
+  } else {
+    live_ = page->at_end;
+    // Not at the end of every partition: another round one by one.
+    if (!live_ && partitions_.empty()) catch_up_cursor_ = 0;
+  }
   if (batch.events.empty()) {
     lock.unlock();
     return run();

@@ -64,7 +64,7 @@ struct subscription_request {
 struct subscription_options {
   // Events one read returns at most (also bounded by the credits): the
   // most a subscription ever holds.
-  std::size_t page_events = 512;
+  std::size_t page_events = 4096;
   // Byte budget of one read (see read_all_request::max_bytes).
   std::size_t page_bytes = k_read_all_max_bytes;
   // How long a read waits for new events once the subscription is live.
@@ -198,6 +198,17 @@ class subscription : public std::enable_shared_from_this<subscription> {
   bool again_ = false;                   // guarded by mu_: run() must loop once more
   std::uint64_t seq_ = 0;                // guarded by mu_: long-poll rounds
   std::vector<all_position> positions_;  // guarded by mu_
+  // Catch-up of several partitions reads them one at a time, in rounds (a
+  // read-all page of many partitions reads up to `limit` events of each to
+  // merge them by timestamp, most of which it drops): the partition read
+  // next, and the pages read from it this round. A round ends with a page
+  // of every partition; live_ once that page is at the end everywhere.
+  std::size_t catch_up_cursor_ = 0;  // guarded by mu_
+  std::size_t catch_up_pages_ = 0;   // guarded by mu_
+  static constexpr std::size_t k_catch_up_pages_per_partition = 64;
+  bool catching_up_one_by_one() const {  // requires mu_
+    return partitions_.empty() && !live_ && catch_up_cursor_ < positions_.size();
+  }
   // Set while resolving, immutable once running (read without mu_ then).
   std::vector<partition_id> partitions_;  // read only these (a stream's); empty: all
   stream_version min_version_;            // kind::stream: deliver from this version
