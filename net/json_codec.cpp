@@ -422,17 +422,8 @@ std::string encode_all_page(const actors::read_all_page& page, std::string_view 
                             bool force_base64) {
   std::string out = R"({"events":[)";
   for (std::size_t i = 0; i < page.events.size(); ++i) {
-    const auto& e = page.events[i];
     if (i > 0) out += ',';
-    out += R"({"stream":)";
-    out += quote(e.stream);
-    out += R"(,"partition":)";
-    out += std::to_string(e.partition.value());
-    out += R"(,"position":)";
-    out += std::to_string(e.event.position.value());
-    out += ',';
-    // encode_event's object without its opening brace.
-    out += std::string_view(encode_event(e.event, force_base64)).substr(1);
+    out += encode_all_event(page.events[i], force_base64);
   }
   out += R"(],"next":)";
   out += quote(next_token);

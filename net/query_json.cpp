@@ -30,23 +30,18 @@ void append_value(std::string& out, const engine::query::value& v) {
 }
 
 void append_event(std::string& out, const engine::query::listed_event& e, bool force_base64) {
-  engine::recorded_event view;
-  view.id = e.id;
-  view.type = e.type;
-  view.data = e.data;
-  view.metadata = e.metadata;
-  view.version = e.version;
-  view.timestamp = e.timestamp;
-  view.position = e.position;
-  out += R"({"stream":)";
-  out += quote(e.stream);
-  out += R"(,"partition":)";
-  out += std::to_string(e.partition.value());
-  out += R"(,"position":)";
-  out += std::to_string(e.position.value());
-  out += ',';
-  // encode_event's object without its opening brace.
-  out += std::string_view(encode_event(view, force_base64)).substr(1);
+  actors::all_event view;
+  view.stream = e.stream;
+  view.partition = e.partition;
+  view.index = e.index;
+  view.event.id = e.id;
+  view.event.type = e.type;
+  view.event.data = e.data;
+  view.event.metadata = e.metadata;
+  view.event.version = e.version;
+  view.event.timestamp = e.timestamp;
+  view.event.position = e.position;
+  out += encode_all_event(view, force_base64);
 }
 
 }  // namespace

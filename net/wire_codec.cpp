@@ -489,19 +489,7 @@ actors::subscription_batch decode_subscription_events(wire::SubscriptionEvents::
 }
 
 void encode_read_all_page(wire::ReadAllReply::Builder out, const actors::read_all_page& page) {
-  auto events = out.initEvents(static_cast<unsigned>(page.events.size()));
-  for (unsigned i = 0; i < events.size(); ++i) {
-    const auto& in = page.events[i];
-    auto event = events[i];
-    event.setStream(as_text(in.stream));
-    event.setPartition(in.partition.value());
-    event.setIndex(in.index);
-    auto recorded = event.initEvent();
-    encode_event_fields(recorded, in.event);
-    recorded.setVersion(in.event.version.value());
-    recorded.setTimestampUs(in.event.timestamp);
-    recorded.setPosition(in.event.position.value());
-  }
+  encode_all_events(out.initEvents(static_cast<unsigned>(page.events.size())), page.events);
   auto next = out.initNext(static_cast<unsigned>(page.next.size()));
   for (unsigned i = 0; i < next.size(); ++i) next.set(i, page.next[i].value());
   out.setAtEnd(page.at_end);
@@ -510,23 +498,7 @@ void encode_read_all_page(wire::ReadAllReply::Builder out, const actors::read_al
 actors::read_all_page decode_read_all_page(wire::ReadAllReply::Reader reply,
                                            std::shared_ptr<const void> keep_alive) {
   actors::read_all_page page;
-  auto events = reply.getEvents();
-  page.events.resize(events.size());
-  for (unsigned i = 0; i < events.size(); ++i) {
-    auto in = events[i];
-    auto recorded = in.getEvent();
-    auto& out = page.events[i];
-    out.stream = view(in.getStream());
-    out.partition = partition_id{in.getPartition()};
-    out.index = in.getIndex();
-    out.event.id = join_event_id(recorded.getId0(), recorded.getId1());
-    out.event.type = view(recorded.getType());
-    out.event.data = view(recorded.getData());
-    out.event.metadata = view(recorded.getMetadata());
-    out.event.version = stream_version{recorded.getVersion()};
-    out.event.timestamp = recorded.getTimestampUs();
-    out.event.position = lsn{recorded.getPosition()};
-  }
+  page.events = decode_all_events(reply.getEvents());
   auto next = reply.getNext();
   page.next.reserve(next.size());
   for (const auto position : next) page.next.emplace_back(position);
