@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/subscription_filter.hpp"
+#include "engine/clock.hpp"
 #include "engine/query/partial_result_codec.hpp"
 #include "engine/query/plan.hpp"
 #include "net/query_wire.hpp"
@@ -489,7 +490,7 @@ class connection : public std::enable_shared_from_this<connection> {
   // (wantPartial) with the partial result, which that node merges.
   void handle_query(std::uint64_t id, wire::QueryRequest::Reader in,
                     actors::request_handler& handler) {
-    auto received = decode_query_request(in, wall_clock_now());
+    auto received = decode_query_request(in, engine::system_clock().now_us());
     if (!received) return error_reply(id, received.err());
     auto plan = engine::query::plan::compile(received->request.query);
     if (!plan) return error_reply(id, plan.err());

@@ -12,6 +12,7 @@
 #include "engine/partitioning.hpp"
 #include "net/admin_api.hpp"
 #include "net/http_query.hpp"
+#include "engine/clock.hpp"
 #include "engine/query/plan.hpp"
 #include "net/json_codec.hpp"
 #include "net/query_json.hpp"
@@ -377,7 +378,7 @@ void http_api::query(const http_request& request, respond_fn respond) {
   if (!force_base64) return fail(respond, force_base64.err());
   auto body = json::decode_query_body(request.body);
   if (!body) return fail(respond, body.err());
-  auto parsed = prepare_query(body->text, wall_clock_now());
+  auto parsed = prepare_query(body->text, engine::system_clock().now_us());
   if (!parsed) return fail(respond, parsed.err());
   auto plan = engine::query::plan::compile(*parsed);
   if (!plan) return fail(respond, plan.err());

@@ -1,7 +1,5 @@
 #include "net/query_wire.hpp"
 
-#include <chrono>
-
 #include "engine/query/parser.hpp"
 #include "engine/query/query_codec.hpp"
 #include "engine/query/resolve_time.hpp"
@@ -52,12 +50,6 @@ void encode_query_fan_out(wire::QueryRequest::Builder out, const actors::query_r
   out.setAllowPartial(request.allow_partial);
   out.setTimeoutMs(request.timeout_ms);
   out.setWantPartial(true);
-}
-
-timestamp_us wall_clock_now() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace annal::net

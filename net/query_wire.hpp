@@ -33,7 +33,4 @@ void encode_query_text(wire::QueryRequest::Builder out, std::string_view text, b
 // A node's fan-out: the parsed form, asking for the partial result.
 void encode_query_fan_out(wire::QueryRequest::Builder out, const actors::query_request& request);
 
-// The time on this machine's clock, as events are stamped.
-timestamp_us wall_clock_now();
-
 }  // namespace annal::net
