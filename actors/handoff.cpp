@@ -37,12 +37,6 @@ bool owns(const std::vector<cluster::replica_set>& placement, std::uint32_t p,
   return p < placement.size() && !placement[p].empty() && placement[p].front() == id;
 }
 
-// The placement the map would have without its pins: where moves go.
-std::vector<cluster::replica_set> unpinned_placement(const cluster::cluster_map& map) {
-  auto unpinned = map;
-  unpinned.overrides.clear();
-  return cluster::placement(unpinned);
-}
 
 }  // namespace
 
@@ -137,7 +131,7 @@ void handoff_manager::run() {
     if (!changed && failed_.empty()) continue;
 
     const auto actual = cluster::placement(*map);
-    const auto wanted = unpinned_placement(*map);
+    const auto wanted = cluster::targets(*map);
     const auto now = clock_type::now();
     for (std::uint32_t p = 0; p < map->partition_count; ++p) {
       if (actual[p].empty() || wanted[p].empty() || actual[p] == wanted[p]) continue;
@@ -241,7 +235,7 @@ bool handoff_manager::move(partition_id p, const std::string& source,
     }
     auto edited = *map;
     edited.overrides[p] = target;
-    if (unpinned_placement(edited)[p.value()] == target) edited.overrides.erase(p);
+    if (cluster::targets(edited)[p.value()] == target) edited.overrides.erase(p);
     edited.epoch = map->epoch + 1;
     const auto key = record_key(p);
     auto committed = store_.txn(
@@ -332,7 +326,7 @@ void handoff_manager::end_expired_seals() {
 
 void handoff_manager::delete_stale_copies(const cluster::cluster_map& map) {
   const auto actual = cluster::placement(map);
-  const auto wanted = unpinned_placement(map);
+  const auto wanted = cluster::targets(map);
   for (std::uint32_t p = 0; p < map.partition_count; ++p) {
     if (owns(actual, p, options_.node_id) || owns(wanted, p, options_.node_id)) continue;
     auto end =

@@ -55,11 +55,9 @@ void pin_moved_partitions(const cluster::cluster_map& before, cluster::cluster_m
       after.overrides[partition_id{p}] = old_sets[p];
     }
   }
-  auto unpinned = after;
-  unpinned.overrides.clear();
-  const auto computed = cluster::placement(unpinned);
+  const auto wanted = cluster::targets(after);
   std::erase_if(after.overrides,
-                [&](const auto& pin) { return computed[pin.first.value()] == pin.second; });
+                [&](const auto& pin) { return wanted[pin.first.value()] == pin.second; });
 }
 
 }  // namespace
@@ -251,6 +249,7 @@ void membership::form_or_join() {
       node->state = cluster::node_state::active;
       map.nodes.push_back(std::move(*node));
     }
+    map.layout = cluster::initial_layout(map);
     auto created = store_.txn({cluster::compare::missing(k_map_key)},
                               {cluster::op::put(k_map_key, cluster::to_json(map))}, {});
     if (!created || !created->succeeded) return;  // someone else formed it: next attempt joins
@@ -560,9 +559,7 @@ cluster_status membership::read_status() {
   }
   if (status.map) {
     status.placement = cluster::placement(*status.map);
-    auto natural_map = *status.map;
-    natural_map.overrides.clear();
-    const auto natural = cluster::placement(natural_map);
+    const auto natural = cluster::targets(*status.map);
     for (const auto& [p, pinned] : status.map->overrides) {
       if (natural[p.value()] != pinned)
         status.pending_moves.push_back({p, pinned, natural[p.value()]});

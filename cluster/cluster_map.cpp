@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <set>
 
+#include "cluster/placement.hpp"
+#include "cluster/rebalance.hpp"
+
 namespace annal::cluster {
 namespace {
 
@@ -34,9 +37,58 @@ engine::status validate_override(const cluster_map& map, partition_id p, const r
   return {};
 }
 
+engine::status validate_layout(const cluster_map& map) {
+  if (map.layout.empty()) return {};
+  if (map.layout.size() != map.partition_count) {
+    return invalid("layout has " + std::to_string(map.layout.size()) + " sets for " +
+                   std::to_string(map.partition_count) + " partitions");
+  }
+  std::size_t active = 0;
+  for (const auto& node : map.nodes) active += node.state == node_state::active;
+  const std::size_t wanted = std::min<std::size_t>(map.replication_factor, active);
+  for (std::size_t p = 0; p < map.layout.size(); ++p) {
+    const std::string where = "layout of partition " + std::to_string(p);
+    const auto& set = map.layout[p];
+    if (set.size() != wanted) {
+      return invalid(where + ": " + std::to_string(set.size()) + " replicas, expected " +
+                     std::to_string(wanted));
+    }
+    std::set<std::string_view> seen;
+    for (const auto& id : set) {
+      const node_entry* node = map.find(id);
+      if (node == nullptr) return invalid(where + ": unknown node '" + id + "'");
+      if (node->state != node_state::active) {
+        return invalid(where + ": node '" + id + "' is not active");
+      }
+      if (!seen.insert(id).second) return invalid(where + ": node '" + id + "' named twice");
+    }
+  }
+  return {};
+}
+
 cluster_map next_epoch(const cluster_map& map) {
   cluster_map next = map;
   ++next.epoch;
+  return next;
+}
+
+bool same_active_nodes(const cluster_map& a, const cluster_map& b) {
+  auto active = [](const cluster_map& map) {
+    std::set<std::string_view> ids;
+    for (const auto& node : map.nodes) {
+      if (node.state == node_state::active) ids.insert(node.id);
+    }
+    return ids;
+  };
+  return active(a) == active(b);
+}
+
+// `next` with a layout rebalanced from the targets of `before`, if the edit
+// changed the active nodes.
+cluster_map relaid(const cluster_map& before, cluster_map next) {
+  if (!same_active_nodes(before, next)) {
+    next.layout = rebalance(targets(before), next);
+  }
   return next;
 }
 
@@ -82,7 +134,7 @@ engine::status validate(const cluster_map& map) {
   for (const auto& [p, replicas] : map.overrides) {
     if (auto st = validate_override(map, p, replicas); !st) return st;
   }
-  return {};
+  return validate_layout(map);
 }
 
 node_state initial_state(const cluster_map& map) {
@@ -96,7 +148,7 @@ engine::result<cluster_map> add_node(const cluster_map& map, node_entry node) {
   }
   cluster_map next = next_epoch(map);
   next.nodes.push_back(std::move(node));
-  return next;
+  return relaid(map, std::move(next));
 }
 
 engine::result<cluster_map> set_node_state(const cluster_map& map, std::string_view id,
@@ -108,7 +160,13 @@ engine::result<cluster_map> set_node_state(const cluster_map& map, std::string_v
   for (auto& node : next.nodes) {
     if (node.id == id) node.state = state;
   }
-  return next;
+  return relaid(map, std::move(next));
+}
+
+std::vector<replica_set> initial_layout(const cluster_map& map) {
+  cluster_map unlaid = map;
+  unlaid.layout.clear();
+  return rebalance(targets(unlaid), unlaid);
 }
 
 engine::result<cluster_map> remove_node(const cluster_map& map, std::string_view id) {

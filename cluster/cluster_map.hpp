@@ -48,8 +48,13 @@ struct cluster_map {
   bool require_approval = false;  // new nodes join as `joining` until approved
   // In no particular order: placement does not depend on it.
   std::vector<node_entry> nodes;
+  // The target replica set of every partition (index = partition id), set by
+  // each edit that changes the active nodes (rebalance.hpp), so that targets
+  // stay where they are across changes. Empty in maps from before layouts
+  // (format version 1): the targets are then computed from the ring.
+  std::vector<replica_set> layout;
   // Pinned replica sets, e.g. the old owner keeps a partition until its
-  // handoff completes. They replace the computed set of their partition only.
+  // handoff completes. They replace the target set of their partition only.
   std::map<partition_id, replica_set> overrides;
 
   // nullptr when no node has this id.
@@ -61,7 +66,8 @@ struct cluster_map {
 // ok, or errc::invalid_argument naming the first problem: P == 0, R == 0,
 // an invalid or duplicated node id, an empty address, an override of a
 // partition >= P, an empty override, an override naming a node twice or a
-// node not in the map.
+// node not in the map, a layout without exactly P sets, or a layout set
+// without exactly min(R, active nodes) distinct active nodes.
 engine::status validate(const cluster_map& map);
 
 // The state a newly added node starts in: joining if the map requires
@@ -69,7 +75,9 @@ engine::status validate(const cluster_map& map);
 node_state initial_state(const cluster_map& map);
 
 // Operator edits. Each is pure: it returns a copy of `map` with the change and
-// epoch + 1, for the caller to compare-and-swap into the metadata store.
+// epoch + 1, for the caller to compare-and-swap into the metadata store. An
+// edit that changes the set of active nodes also sets the layout to
+// rebalance(targets(map), result) (rebalance.hpp, placement.hpp).
 // Requires (all): validate(map).ok().
 
 // errc::conflict if the id is taken, errc::invalid_argument if `node` is not
@@ -81,6 +89,10 @@ engine::result<cluster_map> set_node_state(const cluster_map& map, std::string_v
 // errc::not_found for an unknown id; errc::invalid_argument while the node
 // still holds partitions: it is active, or an override names it.
 engine::result<cluster_map> remove_node(const cluster_map& map, std::string_view id);
+// The layout of a new cluster: the ring's placement of its active nodes,
+// evened out by rebalance(). Requires: validate(map).ok().
+std::vector<replica_set> initial_layout(const cluster_map& map);
+
 // Pins partition p to `replicas`. errc::invalid_argument if p >= P or the set
 // is empty, repeats a node or names a node not in the map.
 engine::result<cluster_map> set_override(const cluster_map& map, partition_id p,

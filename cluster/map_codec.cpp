@@ -82,13 +82,29 @@ engine::status read_override(const json& obj, std::size_t index, cluster_map& ma
   return {};
 }
 
+engine::status read_layout(const json& layout, cluster_map& map) {
+  if (!layout.is_array()) return invalid("field 'layout' must be an array");
+  for (std::size_t p = 0; p < layout.size(); ++p) {
+    const std::string where = "layout[" + std::to_string(p) + "]: ";
+    if (!layout[p].is_array()) return invalid(where + "must be an array of node ids");
+    replica_set set;
+    for (const auto& id : layout[p]) {
+      if (!id.is_string()) return invalid(where + "replicas must be node ids (strings)");
+      set.push_back(id.get<std::string>());
+    }
+    map.layout.push_back(std::move(set));
+  }
+  return {};
+}
+
 engine::result<cluster_map> read_map(const json& doc) {
   if (!doc.is_object()) return invalid("the document must be a JSON object");
   cluster_map map;
   std::uint32_t version = k_map_format_version;
   if (auto st = read_unsigned(doc, "formatVersion", "", false, version); !st) return st.err();
-  if (version != k_map_format_version) {
+  if (version < k_oldest_map_format_version || version > k_map_format_version) {
     return invalid("unsupported formatVersion " + std::to_string(version) + " (this node reads " +
+                   std::to_string(k_oldest_map_format_version) + " to " +
                    std::to_string(k_map_format_version) + ")");
   }
   if (auto st = read_unsigned(doc, "epoch", "", true, map.epoch); !st) return st.err();
@@ -114,6 +130,10 @@ engine::result<cluster_map> read_map(const json& doc) {
       if (auto st = read_override((*overrides)[i], i, map); !st) return st.err();
     }
   }
+  if (const json* layout = field(doc, "layout")) {
+    if (version < 2) return invalid("field 'layout' needs formatVersion 2");
+    if (auto st = read_layout(*layout, map); !st) return st.err();
+  }
   if (auto st = validate(map); !st) return invalid(st.err().message);
   return map;
 }
@@ -132,13 +152,14 @@ std::string to_json(const cluster_map& map) {
   for (const auto& [p, replicas] : map.overrides) {
     overrides.push_back({{"partition", p.value()}, {"replicas", replicas}});
   }
-  const json doc = {{"formatVersion", k_map_format_version},
-                    {"epoch", map.epoch},
-                    {"partitionCount", map.partition_count},
-                    {"replicationFactor", map.replication_factor},
-                    {"requireApproval", map.require_approval},
-                    {"nodes", std::move(nodes)},
-                    {"overrides", std::move(overrides)}};
+  json doc = {{"formatVersion", k_map_format_version},
+              {"epoch", map.epoch},
+              {"partitionCount", map.partition_count},
+              {"replicationFactor", map.replication_factor},
+              {"requireApproval", map.require_approval},
+              {"nodes", std::move(nodes)},
+              {"overrides", std::move(overrides)}};
+  if (!map.layout.empty()) doc["layout"] = map.layout;
   return doc.dump();
 }
 

@@ -10,10 +10,14 @@
 namespace annal::cluster {
 
 // The JSON form of the cluster map, as stored at /annal/map
-// (docs/cluster.md, "Cluster map JSON"). Version 1.
-inline constexpr std::uint32_t k_map_format_version = 1;
+// (docs/cluster.md, "Cluster map JSON"). Version 2 added the layout; version
+// 1 maps (no layout) are still read. Nodes that read only version 1 refuse a
+// version 2 map rather than place partitions differently.
+inline constexpr std::uint32_t k_map_format_version = 2;
+inline constexpr std::uint32_t k_oldest_map_format_version = 1;
 
-// Compact JSON; nodes in map order, overrides by partition id.
+// Compact JSON, version k_map_format_version; nodes in map order, overrides
+// by partition id, the layout (if any) by partition id.
 std::string to_json(const cluster_map& map);
 
 // Parses and validates a map. errc::invalid_argument with a message naming

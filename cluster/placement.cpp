@@ -34,7 +34,8 @@ std::uint64_t node_capacity(std::uint32_t partition_count, std::uint32_t replica
   return std::max(at_least, bound);
 }
 
-std::vector<replica_set> placement(const cluster_map& map) {
+std::vector<replica_set> targets(const cluster_map& map) {
+  if (!map.layout.empty()) return map.layout;
   const std::uint32_t partitions = map.partition_count;
   std::vector<replica_set> sets(partitions);
   const ring nodes_ring(active_nodes(map));
@@ -91,7 +92,12 @@ std::vector<replica_set> placement(const cluster_map& map) {
       for (std::uint32_t n : chosen[p]) sets[p].push_back(nodes[n]);
     }
   }
+  return sets;
+}
 
+std::vector<replica_set> placement(const cluster_map& map) {
+  auto sets = targets(map);
+  const std::uint32_t partitions = map.partition_count;
   for (const auto& [p, replicas] : map.overrides) {
     if (p.value() < partitions) sets[p.value()] = replicas;
   }

@@ -21,12 +21,18 @@ inline constexpr std::uint64_t k_load_bound_denominator = 4;
 std::uint64_t node_capacity(std::uint32_t partition_count, std::uint32_t replication_factor,
                             std::size_t node_count);
 
-// The replica set of every partition (index = partition id), primary first.
-// A pure function of the map: the same in every process and for any order of
-// map.nodes. Only active nodes hold partitions; a set has min(R, active
-// nodes) entries, and is empty when no node is active. An override replaces
-// its partition's set and changes no other partition.
-// Cost: O(P * N * (log N + log V)); callers cache it per epoch.
+// Where every partition (index = partition id) should be, primary first,
+// ignoring pins: map.layout, or for a map without a layout the ring's
+// placement with bounded loads. A pure function of the map: the same in
+// every process and for any order of map.nodes. Only active nodes hold
+// partitions; a set has min(R, active nodes) entries, and is empty when no
+// node is active.
+// Cost without a layout: O(P * N * (log N + log V)); callers cache it per epoch.
+// Requires: validate(map).ok().
+std::vector<replica_set> targets(const cluster_map& map);
+
+// Where every partition is served from: targets(map) with each override
+// replacing its partition's set (and no other).
 // Requires: validate(map).ok().
 std::vector<replica_set> placement(const cluster_map& map);
 

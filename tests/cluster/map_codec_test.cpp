@@ -42,7 +42,7 @@ TEST(map_codec_test, round_trip_keeps_every_field) {
 
 TEST(map_codec_test, encoding_uses_camel_case_and_is_stable) {
   EXPECT_EQ(to_json(sample_map()),
-            R"({"epoch":12,"formatVersion":1,"nodes":[)"
+            R"({"epoch":12,"formatVersion":2,"nodes":[)"
             R"({"address":"10.0.0.1:7400","httpAddress":"10.0.0.1:8080","id":"node-1","state":"active"},)"
             R"({"address":"10.0.0.2:7400","httpAddress":"","id":"node-2","state":"draining"},)"
             R"({"address":"10.0.0.3:7400","httpAddress":"10.0.0.3:8080","id":"node-3","state":"joining"}],)"
@@ -99,7 +99,41 @@ TEST(map_codec_test, mistyped_fields_are_rejected) {
 TEST(map_codec_test, unknown_state_and_version_are_rejected) {
   expect_rejected(R"({"epoch":1,"partitionCount":4,"replicationFactor":1,"nodes":[{"id":"a","address":"a:1","state":"gone"}]})",
                   "unknown state 'gone'");
-  expect_rejected(k_minimal.substr(0, k_minimal.size() - 1) + R"(,"formatVersion":2})", "formatVersion 2");
+  expect_rejected(k_minimal.substr(0, k_minimal.size() - 1) + R"(,"formatVersion":3})", "formatVersion 3");
+  expect_rejected(k_minimal.substr(0, k_minimal.size() - 1) + R"(,"formatVersion":0})", "formatVersion 0");
+}
+
+TEST(map_codec_test, layout_round_trips_and_is_written_after_the_overrides) {
+  auto map = sample_map();
+  map.layout.assign(16, replica_set{"node-1"});
+  map.layout[5] = {"node-1"};
+  const auto json = to_json(map);
+  EXPECT_NE(json.find(R"("layout":[["node-1"],["node-1"],)"), std::string::npos) << json;
+  auto decoded = map_from_json(json);
+  ASSERT_TRUE(decoded.ok()) << decoded.err().message;
+  EXPECT_EQ(*decoded, map);
+}
+
+TEST(map_codec_test, version_1_maps_are_read_without_a_layout) {
+  auto map = map_from_json(k_minimal.substr(0, k_minimal.size() - 1) + R"(,"formatVersion":1})");
+  ASSERT_TRUE(map.ok()) << map.err().message;
+  EXPECT_TRUE(map->layout.empty());
+  expect_rejected(k_minimal.substr(0, k_minimal.size() - 1) +
+                      R"(,"formatVersion":1,"layout":[["a"],["a"],["a"],["a"]]})",
+                  "needs formatVersion 2");
+}
+
+TEST(map_codec_test, bad_layouts_are_rejected) {
+  const std::string head = k_minimal.substr(0, k_minimal.size() - 1);
+  expect_rejected(head + R"(,"layout":[["a"],["a"],["a"]]})", "layout has 3 sets for 4 partitions");
+  expect_rejected(head + R"(,"layout":[["a"],["a"],["a"],["b"]]})", "unknown node 'b'");
+  expect_rejected(head + R"(,"layout":[["a"],["a"],["a"],[]]})", "0 replicas, expected 1");
+  expect_rejected(head + R"(,"layout":[["a"],["a"],["a"],"a"]})", "layout[3]: must be an array");
+  expect_rejected(head + R"(,"layout":{"0":["a"]}})", "'layout' must be an array");
+  expect_rejected(R"({"epoch":1,"partitionCount":2,"replicationFactor":1,"nodes":[)"
+                  R"({"id":"a","address":"a:1","state":"active"},{"id":"b","address":"b:1","state":"draining"}],)"
+                  R"("layout":[["a"],["b"]]})",
+                  "node 'b' is not active");
 }
 
 TEST(map_codec_test, zero_partitions_or_replicas_are_rejected) {
