@@ -37,7 +37,6 @@ bool owns(const std::vector<cluster::replica_set>& placement, std::uint32_t p,
   return p < placement.size() && !placement[p].empty() && placement[p].front() == id;
 }
 
-
 }  // namespace
 
 handoff_manager::handoff_manager(handoff_options options, cluster::meta_store& store, node& local,

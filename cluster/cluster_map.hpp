@@ -74,6 +74,10 @@ engine::status validate(const cluster_map& map);
 // approval, else active.
 node_state initial_state(const cluster_map& map);
 
+// The layout of a new cluster: the ring's placement of its active nodes,
+// evened out by rebalance(). Requires: validate(map).ok().
+std::vector<replica_set> initial_layout(const cluster_map& map);
+
 // Operator edits. Each is pure: it returns a copy of `map` with the change and
 // epoch + 1, for the caller to compare-and-swap into the metadata store. An
 // edit that changes the set of active nodes also sets the layout to
@@ -89,10 +93,6 @@ engine::result<cluster_map> set_node_state(const cluster_map& map, std::string_v
 // errc::not_found for an unknown id; errc::invalid_argument while the node
 // still holds partitions: it is active, or an override names it.
 engine::result<cluster_map> remove_node(const cluster_map& map, std::string_view id);
-// The layout of a new cluster: the ring's placement of its active nodes,
-// evened out by rebalance(). Requires: validate(map).ok().
-std::vector<replica_set> initial_layout(const cluster_map& map);
-
 // Pins partition p to `replicas`. errc::invalid_argument if p >= P or the set
 // is empty, repeats a node or names a node not in the map.
 engine::result<cluster_map> set_override(const cluster_map& map, partition_id p,

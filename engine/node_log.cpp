@@ -86,6 +86,9 @@ status node_log::prepare_next_segment() {
   }
   std::unique_ptr<writable_file> file;
   if (auto ec = fs_.open_writable(path, file)) return io_failure("create", path, ec);
+  // Without fdatasyncs nothing gains from preallocation: the zeros would only
+  // double the bytes written.
+  if (options_.mode == fsync_mode::none) return {};
   // Real zeros, not fallocate: an unwritten extent still changes the block
   // map (and so needs a journal commit) the first time it is written.
   const std::vector<std::byte> zeros(

@@ -25,8 +25,9 @@ enum class fsync_mode {
 };
 
 struct node_log_options {
-  // Segments are created this large, zero-filled and synced; a new one starts
-  // once the active one holds at least this much.
+  // Segments are created this large, zero-filled and synced (not under
+  // fsync_mode::none); a new one starts once the active one holds at least
+  // this much.
   std::uint64_t segment_bytes = 64u << 20;
   fsync_mode mode = fsync_mode::always;
   std::chrono::milliseconds sync_interval{100};
@@ -44,7 +45,8 @@ struct node_log_options {
 // before it is used, so that a round only overwrites zeros in place and its
 // fdatasync changes neither the file size nor the block map (no file-system
 // journal commit). The next segment is zero-filled as "next.wal.tmp" while
-// the active one fills up, and renamed into place when the log rolls.
+// the active one fills up, and renamed into place when the log rolls. Under
+// fsync_mode::none segments are not preallocated: they grow as written.
 //
 // Thread-safe: partitions append from their own threads while one thread
 // runs sync() rounds. A failed write or fdatasync is sticky: every later
@@ -123,8 +125,9 @@ class node_log {
   // Starts a new active segment at `base` from the prepared next segment,
   // preparing it first if it is not ready. Requires: io_mu_ held.
   status roll(node_log_position base);
-  // Creates next.wal.tmp at segment_bytes of zeros and fdatasyncs it. Its
-  // name becomes durable with the rename that puts it in place.
+  // Creates next.wal.tmp at segment_bytes of zeros and fdatasyncs it (empty
+  // under fsync_mode::none). Its name becomes durable with the rename that
+  // puts it in place.
   status prepare_next_segment();
   void run_preparer();
 

@@ -635,8 +635,25 @@ TEST_F(node_log_test, rollover_across_preallocated_segments_keeps_every_frame_in
   }
 }
 
-TEST_F(node_log_test, unsynced_rounds_over_zeros_revert_to_zeros_on_power_loss) {
+TEST_F(node_log_test, segments_are_not_preallocated_without_fdatasyncs) {
   node_log_options options = with_mode(fsync_mode::none);
+  options.segment_bytes = 4096;
+  options.prepare_in_background = false;
+  auto log = open(options);
+  EXPECT_EQ(annal::testing::size_on_disk(dir_.file(wal(0))), 0u);
+  std::uint64_t position = 0;
+  for (; position < 4096 + 64; position += 64) append(*log, 0, position);
+  ASSERT_TRUE(log->sync().ok());
+  append(*log, 0, position);
+  ASSERT_TRUE(log->sync().ok());  // rolls: the first segment is full
+  EXPECT_EQ(annal::testing::size_on_disk(dir_.file(wal(0))), 4096u + 64);
+  EXPECT_EQ(written(dir_.file(wal(0))), 4096u + 64);
+  EXPECT_EQ(annal::testing::size_on_disk(dir_.file(wal(4096 + 64))), 64u);
+}
+
+TEST_F(node_log_test, unsynced_rounds_over_zeros_revert_to_zeros_on_power_loss) {
+  // Preallocated (fdatasyncs are due, just not yet), and no round fdatasyncs.
+  node_log_options options = with_mode(fsync_mode::interval, std::chrono::hours{1});
   options.segment_bytes = 4096;
   {
     auto log = open(options);
