@@ -1,14 +1,17 @@
 // Subscription benchmark (docs/benchmarks.md, "Subscriptions"), against a
 // running node over the binary protocol:
 //
-//   subscription_bench catch-up HOST:PORT EVENTS
+//   subscription_bench catch-up HOST:PORT EVENTS [view|copy]
 //     subscribes to $all from the start and reads EVENTS events as fast as
-//     client::subscription hands them out; prints events delivered per second.
+//     client::subscription hands them out (view: next_view(), the default;
+//     copy: next(), which copies each event and its resume position); prints
+//     events delivered per second.
 //   subscription_bench live HOST:PORT SECONDS RATE
 //     subscribes to $all from the end; a writer on its own connection appends
 //     RATE single-event appends per second for SECONDS, each carrying its send
 //     time; prints the append -> delivery latency percentiles (same process,
-//     same steady clock).
+//     same steady clock) and, for comparison, the append -> acknowledgement
+//     latency of the same appends (delivery follows the acknowledgement).
 #include <fmt/format.h>
 
 #include <atomic>
@@ -54,18 +57,32 @@ std::unique_ptr<client::subscription> subscribe(client::client& c, bool from_end
   return std::move(s).value();
 }
 
-int catch_up(const std::string& host, std::uint16_t port, std::uint64_t events) {
+int catch_up(const std::string& host, std::uint16_t port, std::uint64_t events, bool copy) {
   auto c = connect(host, port);
   const auto began = steady::now();
   auto s = subscribe(*c, false, 65536);
   std::uint64_t received = 0;
+  std::uint64_t bytes = 0;  // data bytes seen: the events are looked at
   while (received < events) {
-    auto next = s->next(std::chrono::seconds(30));
-    if (!next) {
-      std::fprintf(stderr, "subscription ended: %s\n", next.err().message.c_str());
-      return 1;
+    bool got = false;
+    if (copy) {
+      auto next = s->next(std::chrono::seconds(30));
+      if (!next) {
+        std::fprintf(stderr, "subscription ended: %s\n", next.err().message.c_str());
+        return 1;
+      }
+      got = next->has_value();
+      if (got) bytes += (*next)->data.size();
+    } else {
+      auto next = s->next_view(std::chrono::seconds(30));
+      if (!next) {
+        std::fprintf(stderr, "subscription ended: %s\n", next.err().message.c_str());
+        return 1;
+      }
+      got = *next != nullptr;
+      if (got) bytes += (*next)->event.data.size();
     }
-    if (!*next) {
+    if (!got) {
       std::fprintf(stderr, "no event for 30 s after %llu\n",
                    static_cast<unsigned long long>(received));
       return 1;
@@ -73,9 +90,11 @@ int catch_up(const std::string& host, std::uint16_t port, std::uint64_t events) 
     ++received;
   }
   const double seconds = std::chrono::duration<double>(steady::now() - began).count();
-  std::printf("{\"op\":\"catch-up\",\"events\":%llu,\"seconds\":%.3f,\"eventsPerSec\":%.0f}\n",
-              static_cast<unsigned long long>(received), seconds,
-              static_cast<double>(received) / seconds);
+  std::printf(
+      "{\"op\":\"catch-up\",\"api\":\"%s\",\"events\":%llu,\"dataBytes\":%llu,"
+      "\"seconds\":%.3f,\"eventsPerSec\":%.0f}\n",
+      copy ? "next" : "next_view", static_cast<unsigned long long>(received),
+      static_cast<unsigned long long>(bytes), seconds, static_cast<double>(received) / seconds);
   return 0;
 }
 
@@ -85,6 +104,7 @@ int live(const std::string& host, std::uint16_t port, double seconds, double rat
   auto s = subscribe(*reader, true, 4096);
   const auto total = static_cast<std::uint64_t>(seconds * rate);
   std::atomic<bool> writer_failed{false};
+  bench::latency_histogram acks;  // the writer thread's, read after join()
   std::thread write([&] {
     const auto period = std::chrono::duration_cast<steady::duration>(
         std::chrono::duration<double>(1.0 / rate));
@@ -99,16 +119,18 @@ int live(const std::string& host, std::uint16_t port, double seconds, double rat
       e.data = fmt::format(R"({{"sentNs":{}}})",
                            steady::now().time_since_epoch().count());
       request.events.push_back(std::move(e));
+      const auto sent = steady::now();
       if (!writer->append(std::move(request))) writer_failed = true;
+      acks.record(static_cast<std::uint64_t>((steady::now() - sent).count()));
     }
   });
   bench::latency_histogram latencies;
   std::uint64_t received = 0;
   while (received < total) {
-    auto next = s->next(std::chrono::seconds(30));
+    auto next = s->next_view(std::chrono::seconds(30));
     if (!next || !*next) break;
     const auto now = steady::now().time_since_epoch().count();
-    const auto& data = (*next)->data;
+    const std::string data((*next)->event.data);
     const auto at = data.find(':');
     const long long sent = std::atoll(data.c_str() + at + 1);
     latencies.record(static_cast<std::uint64_t>(now - sent));
@@ -117,12 +139,15 @@ int live(const std::string& host, std::uint16_t port, double seconds, double rat
   write.join();
   std::printf(
       "{\"op\":\"live\",\"events\":%llu,\"rate\":%.0f,\"p50Ms\":%.3f,\"p99Ms\":%.3f,"
-      "\"p999Ms\":%.3f,\"maxMs\":%.3f,\"writerErrors\":%s}\n",
+      "\"p999Ms\":%.3f,\"maxMs\":%.3f,\"ackP50Ms\":%.3f,\"ackP99Ms\":%.3f,\"ackP999Ms\":%.3f,"
+      "\"writerErrors\":%s}\n",
       static_cast<unsigned long long>(received), rate,
       static_cast<double>(latencies.percentile(0.50)) / 1e6,
       static_cast<double>(latencies.percentile(0.99)) / 1e6,
       static_cast<double>(latencies.percentile(0.999)) / 1e6,
-      static_cast<double>(latencies.max()) / 1e6, writer_failed ? "true" : "false");
+      static_cast<double>(latencies.max()) / 1e6, static_cast<double>(acks.percentile(0.50)) / 1e6,
+      static_cast<double>(acks.percentile(0.99)) / 1e6,
+      static_cast<double>(acks.percentile(0.999)) / 1e6, writer_failed ? "true" : "false");
   return received == total && !writer_failed ? 0 : 1;
 }
 
@@ -131,7 +156,7 @@ int live(const std::string& host, std::uint16_t port, double seconds, double rat
 int main(int argc, char** argv) {
   if (argc < 4) {
     std::fprintf(stderr,
-                 "usage: subscription_bench catch-up HOST:PORT EVENTS\n"
+                 "usage: subscription_bench catch-up HOST:PORT EVENTS [view|copy]\n"
                  "       subscription_bench live HOST:PORT SECONDS RATE\n");
     return 2;
   }
@@ -140,7 +165,10 @@ int main(int argc, char** argv) {
   const auto colon = address.rfind(':');
   const std::string host = address.substr(0, colon);
   const auto port = static_cast<std::uint16_t>(std::atoi(address.c_str() + colon + 1));
-  if (mode == "catch-up") return catch_up(host, port, std::strtoull(argv[3], nullptr, 10));
+  if (mode == "catch-up") {
+    const bool copy = argc >= 5 && std::string(argv[4]) == "copy";
+    return catch_up(host, port, std::strtoull(argv[3], nullptr, 10), copy);
+  }
   if (mode == "live" && argc >= 5) return live(host, port, std::atof(argv[3]), std::atof(argv[4]));
   std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
   return 2;

@@ -56,7 +56,7 @@ void subscription::close() {
   client_.async().unsubscribe(id_);
 }
 
-engine::result<std::optional<subscription_event>> subscription::next(
+engine::result<const actors::all_event*> subscription::next_view(
     std::chrono::milliseconds timeout) {
   if (!current_ || current_index_ == current_->events.size()) {
     current_.reset();
@@ -73,17 +73,34 @@ engine::result<std::optional<subscription_event>> subscription::next(
     } else if (shared_->unsubscribed) {
       return engine::error{engine::errc::shutting_down, "the subscription was closed"};
     } else if (!ready) {
-      return std::optional<subscription_event>{};
+      return static_cast<const actors::all_event*>(nullptr);
     }
   }
-  auto& batch = *current_;
+  const auto& batch = *current_;
   const auto& e = batch.events[current_index_];
-  const bool last = ++current_index_ == batch.events.size();
-  if (last) {
+  // The resume position after e: only e's partition moved, except after
+  // the batch's last event, where `next` also covers the filtered events
+  // that followed it.
+  if (++current_index_ == batch.events.size()) {
     position_ = batch.next;
   } else if (e.partition.value() < position_.size()) {
     position_[e.partition.value()] = e.after();
   }
+  // Grant back what was taken once half the window is used: at most
+  // `window` events are ever on their way or queued here.
+  if (++taken_since_grant_ >= std::max<std::uint32_t>(window_ / 2, 1) && !closed_) {
+    client_.async().grant_credits(id_, taken_since_grant_);
+    taken_since_grant_ = 0;
+  }
+  return &e;
+}
+
+engine::result<std::optional<subscription_event>> subscription::next(
+    std::chrono::milliseconds timeout) {
+  auto view = next_view(timeout);
+  if (!view) return view.err();
+  if (*view == nullptr) return std::optional<subscription_event>{};
+  const auto& e = **view;
   subscription_event out;
   out.stream = std::string(e.stream);
   out.partition = e.partition;
@@ -96,13 +113,6 @@ engine::result<std::optional<subscription_event>> subscription::next(
   out.timestamp = e.event.timestamp;
   out.position = e.event.position;
   out.after = position_;
-  if (last) current_.reset();
-  // Grant back what was taken once half the window is used: at most
-  // `window` events are ever on their way or queued here.
-  if (++taken_since_grant_ >= std::max<std::uint32_t>(window_ / 2, 1) && !closed_) {
-    client_.async().grant_credits(id_, taken_since_grant_);
-    taken_since_grant_ = 0;
-  }
   return std::optional<subscription_event>(std::move(out));
 }
 

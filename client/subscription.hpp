@@ -52,10 +52,19 @@ class subscription {
 
   // The next event: nullopt when none came within `timeout`; the error the
   // subscription ended with (connection_lost when the connection dropped).
+  // Copies the event and its resume position (`after`): see next_view() for
+  // the same without copies.
   engine::result<std::optional<subscription_event>> next(std::chrono::milliseconds timeout);
 
-  // Where the subscription resumes after the last event next() returned
-  // (before any: where it started).
+  // As next(), without copying: the event as views into the received batch,
+  // valid until the next call of next_view() or next() (or the
+  // subscription's destruction); nullptr when none came within `timeout`.
+  // Its resume position is position() until that next call.
+  engine::result<const actors::all_event*> next_view(std::chrono::milliseconds timeout);
+
+  // Where the subscription resumes after the last event next() or
+  // next_view() returned (before any: where it started). Kept up to date per
+  // event: one entry changes per event, the whole of it once per batch.
   const std::vector<actors::all_position>& position() const { return position_; }
   std::uint64_t id() const { return id_; }
 
@@ -69,7 +78,8 @@ class subscription {
   std::shared_ptr<shared> shared_;
   std::uint64_t id_ = 0;
   std::vector<actors::all_position> position_;
-  // The batch being handed out by next().
+  // The batch being handed out by next(); kept until the call after its
+  // last event (next_view() hands out views into it).
   std::optional<actors::subscription_batch> current_;
   std::size_t current_index_ = 0;
   std::uint32_t taken_since_grant_ = 0;
