@@ -53,8 +53,61 @@ read_all_part part_of(read_all_page page, const std::vector<partition_id>& parti
   return part;
 }
 
+namespace {
+
+// merge_read_all of one part whose events are all of one partition (a
+// subscription's catch-up reads one partition at a time): the events are
+// one run in position order already, so the page is a prefix of them, cut
+// exactly where the k-way merge below would cut it, without the heap and
+// without copying the events.
+read_all_page take_single_run(read_all_part part, std::vector<all_position> base,
+                              std::size_t limit, std::size_t max_bytes) {
+  read_all_page page;
+  page.next = std::move(base);
+  const bool blocked = !part.at_end && part.events.empty();
+  std::optional<decltype(key_of(std::declval<all_event>()))> horizon;
+  if (!part.at_end && !part.events.empty()) horizon = key_of(part.events.back());
+  const std::size_t available = part.events.size();
+  std::size_t taken = 0;
+  std::size_t bytes = 0;
+  while (!blocked && taken < available && taken < limit) {
+    const all_event& e = part.events[taken];
+    if (horizon && key_of(e) > *horizon && taken > 0) break;
+    const std::size_t size = e.budget_bytes();
+    if (taken > 0 && bytes + size > max_bytes) break;
+    bytes += size;
+    ++taken;
+  }
+  for (const auto& [p, next] : part.next) {
+    if (p.value() >= page.next.size()) page.next.resize(p.value() + 1);
+    page.next[p.value()] = next;
+  }
+  if (taken < available) {
+    const auto& first = part.events.front();
+    page.next[first.partition.value()] =
+        taken > 0 ? part.events[taken - 1].after() : first.position();
+  }
+  page.events = std::move(part.events);
+  page.events.erase(page.events.begin() + static_cast<std::ptrdiff_t>(taken), page.events.end());
+  page.buffers = std::move(part.buffers);
+  page.at_end = part.at_end && taken == available;
+  return page;
+}
+
+}  // namespace
+
 read_all_page merge_read_all(std::vector<read_all_part> parts, std::vector<all_position> base,
                              std::size_t limit, std::size_t max_bytes) {
+  if (parts.size() == 1) {
+    const auto& events = parts.front().events;
+    const bool one_partition =
+        std::all_of(events.begin(), events.end(), [&](const all_event& e) {
+          return e.partition == events.front().partition;
+        });
+    if (one_partition) {
+      return take_single_run(std::move(parts.front()), std::move(base), limit, max_bytes);
+    }
+  }
   read_all_page page;
   page.next = std::move(base);
 

@@ -134,6 +134,52 @@ TEST(read_all_merge, the_byte_budget_cuts_the_page_after_at_least_one_event) {
   EXPECT_EQ(page.next, (std::vector<all_position>{at(0, 1)}));
 }
 
+TEST(read_all_merge, one_partition_alone_is_cut_exactly_like_the_general_merge) {
+  // One part of one partition takes a shortcut (no heap, no copies); an
+  // extra empty partition at its end sends the same events through the
+  // k-way merge. Both must cut the page at the same event and give the same
+  // next positions, also with a clock that went back (timestamp 5 after 30).
+  const std::vector<all_event> events = {ev(0, 10, 0, 0), ev(0, 10, 0, 1), ev(0, 30, 10),
+                                         ev(0, 5, 20),    ev(0, 20, 30),   ev(0, 25, 40)};
+  const std::size_t one = events.front().budget_bytes();
+  for (const bool at_end : {true, false}) {
+    for (const std::size_t limit : {1u, 2u, 3u, 4u, 6u, 100u}) {
+      for (const std::size_t max_bytes : {std::size_t{1}, 2 * one, 5 * one, k_no_byte_limit}) {
+        SCOPED_TRACE(::testing::Message() << "at_end " << at_end << " limit " << limit
+                                          << " max_bytes " << max_bytes);
+        std::vector<read_all_part> alone;
+        alone.push_back(part(events, {{0, at(50)}}, at_end));
+        auto shortcut =
+            actors::merge_read_all(std::move(alone), {at(0), at(7)}, limit, max_bytes);
+        std::vector<read_all_part> with_other;
+        with_other.push_back(part(events, {{0, at(50)}}, at_end));
+        with_other.push_back(part({}, {{1, at(7)}}, true));
+        auto merged =
+            actors::merge_read_all(std::move(with_other), {at(0), at(7)}, limit, max_bytes);
+        EXPECT_EQ(ids(shortcut), ids(merged));
+        EXPECT_EQ(shortcut.next, merged.next);
+        EXPECT_EQ(shortcut.at_end, merged.at_end);
+      }
+    }
+  }
+  // Spot checks of the shortcut's own answers.
+  std::vector<read_all_part> parts;
+  parts.push_back(part(events, {{0, at(50)}}, false));
+  auto page = actors::merge_read_all(std::move(parts), {at(0)}, 100, k_no_byte_limit);
+  // Not at its end: the page stops at the first event that sorts after its
+  // last one (timestamp 30 > 25), which comes again on the next page.
+  using id = std::tuple<std::uint32_t, std::uint64_t, std::uint32_t>;
+  EXPECT_EQ(ids(page), (std::vector<id>{{0, 0, 0}, {0, 0, 1}}));
+  EXPECT_EQ(page.next, (std::vector<all_position>{at(0, 2)}));
+  EXPECT_FALSE(page.at_end);
+  std::vector<read_all_part> cut;
+  cut.push_back(part(events, {{0, at(50)}}, true));
+  page = actors::merge_read_all(std::move(cut), {at(0)}, 100, k_no_byte_limit);
+  EXPECT_EQ(page.events.size(), 6u) << "at its end: no horizon";
+  EXPECT_EQ(page.next, (std::vector<all_position>{at(50)}));
+  EXPECT_TRUE(page.at_end);
+}
+
 TEST(read_all_merge, merged_pages_merge_again_like_their_partitions) {
   // A node's merged page (partitions 0 and 2, cut by its limit) merged with
   // another node's: the same result as merging the four partitions at once.
