@@ -293,9 +293,8 @@ void subscription::on_page(result<read_all_page> page) {
   backoff_ = options_.initial_backoff;
 
   subscription_batch batch;
-  for (const auto& e : page->events) {
-    if (matches(e)) batch.events.push_back(e);
-  }
+  batch.events = std::move(page->events);
+  std::erase_if(batch.events, [this](const all_event& e) { return !matches(e); });
   batch.from = std::move(positions_);
   positions_ = std::move(page->next);
   if (catching_up_one_by_one()) {
