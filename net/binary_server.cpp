@@ -430,6 +430,7 @@ class connection : public std::enable_shared_from_this<connection> {
     if (closed_ || !subscriptions_.contains(id)) return;
     if (!r) {
       subscriptions_.erase(id);
+      page_flows_.erase(id);
       error_reply(id, r.err());
     } else {
       respond(id, [&](wire::Response::Builder out) {
@@ -443,10 +444,23 @@ class connection : public std::enable_shared_from_this<connection> {
     if (closed_) return;
     auto it = subscriptions_.find(id);
     if (it == subscriptions_.end()) return;  // unsubscribed: the batch is dropped
+    // The subscription reads its next page while this one is encoded and
+    // written (the read runs on an actor thread, the encoding here), but it
+    // has at most two pages encoded and unwritten here: with an earlier one
+    // still unwritten, the acknowledgement waits until that one is written
+    // (on_write). So a client that reads nothing costs two pages plus the
+    // socket's buffers.
+    auto& flow = page_flows_[id];
+    if (flow.unwritten == 0) {
+      it->second->ack();
+    } else {
+      flow.ack_due = true;
+    }
+    ++flow.unwritten;
     respond(id, [&](wire::Response::Builder out) {
       wire_codec::encode_subscription_events(out.initSubscriptionEvents(), batch);
     }, batch_words(batch));
-    out_acks_.push_back(it->second);
+    out_pages_.push_back(id);
     output_added();
   }
 
@@ -460,6 +474,7 @@ class connection : public std::enable_shared_from_this<connection> {
   // Answers subscriptionEnded (failed when `e` is set) and forgets `id`.
   void end_subscription(std::uint64_t id, const engine::error* e) {
     if (closed_ || subscriptions_.erase(id) == 0) return;
+    page_flows_.erase(id);
     respond(id, [&](wire::Response::Builder out) {
       auto ended = out.initSubscriptionEnded();
       ended.setFailed(e != nullptr);
@@ -680,7 +695,7 @@ class connection : public std::enable_shared_from_this<connection> {
   void flush() {
     if (write_active_ || out_.empty() || closed_) return;
     std::swap(out_, writing_);
-    std::swap(out_acks_, writing_acks_);
+    std::swap(out_pages_, writing_pages_);
     write_active_ = true;
     asio::async_write(socket_, asio::buffer(writing_),
                       asio::bind_executor(strand_, [self = shared_from_this()](
@@ -692,15 +707,25 @@ class connection : public std::enable_shared_from_this<connection> {
   void on_write(asio::error_code ec) {
     write_active_ = false;
     writing_.clear();
-    auto written = std::move(writing_acks_);
-    writing_acks_.clear();
+    for (const auto id : writing_pages_) {
+      // An id may be gone (ended) or reused by a newer subscription.
+      if (auto f = page_flows_.find(id); f != page_flows_.end() && f->second.unwritten > 0) {
+        --f->second.unwritten;
+      }
+    }
+    writing_pages_.clear();
     if (closed_) return;
     if (ec) {
       spdlog::debug("binary connection: write failed: {}", ec.message());
       return close_now();
     }
-    // Their batches are on the wire: the subscriptions may read on.
-    for (auto& s : written) s->ack();
+    // Pages written: subscriptions left with only their newest page unwritten
+    // read on.
+    for (auto& [id, flow] : page_flows_) {
+      if (!flow.ack_due || flow.unwritten > 1) continue;
+      flow.ack_due = false;
+      if (auto it = subscriptions_.find(id); it != subscriptions_.end()) it->second->ack();
+    }
     flush();
     if (closing_) return maybe_finish();
     process_frames();  // output below the limit again: read on
@@ -749,14 +774,15 @@ class connection : public std::enable_shared_from_this<connection> {
   void cancel_subscriptions() {
     for (auto& [id, s] : subscriptions_) s->cancel();
     subscriptions_.clear();
+    page_flows_.clear();
   }
 
   void close_now() {
     if (closed_) return;
     closed_ = true;
     cancel_subscriptions();
-    out_acks_.clear();
-    writing_acks_.clear();
+    page_flows_.clear();
+    out_pages_.clear();
     asio::error_code ignored;
     timer_.cancel();
     socket_.close(ignored);
@@ -780,9 +806,17 @@ class connection : public std::enable_shared_from_this<connection> {
   steady::time_point last_frame_;
   // Open subscriptions by their subscribe request's id.
   std::unordered_map<std::uint64_t, std::shared_ptr<actors::subscription>> subscriptions_;
-  // Subscriptions whose batch is in out_ / writing_: acknowledged once written.
-  std::vector<std::shared_ptr<actors::subscription>> out_acks_;
-  std::vector<std::shared_ptr<actors::subscription>> writing_acks_;
+  // Per open subscription: its pages encoded and not yet written, and
+  // whether the acknowledgement of its newest page waits for an older one to
+  // be written (on_subscription_events).
+  struct page_flow {
+    std::size_t unwritten = 0;
+    bool ack_due = false;
+  };
+  std::unordered_map<std::uint64_t, page_flow> page_flows_;
+  // The subscription of each page in out_ / writing_.
+  std::vector<std::uint64_t> out_pages_;
+  std::vector<std::uint64_t> writing_pages_;
 
   bool hello_done_ = false;
   bool reading_ = false;
