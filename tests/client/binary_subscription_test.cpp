@@ -224,6 +224,79 @@ TEST(binary_subscription, resubscribing_from_the_last_position_after_a_disconnec
   EXPECT_EQ(next, appended.counts());
 }
 
+TEST(binary_subscription, next_view_keeps_position_exact_after_every_event) {
+  node_server server;
+  auto writer = server.connect();
+  ledger appended;
+  std::uint64_t ids = 1;
+  // Batches of 3 events: positions inside a record (index 1, 2) and at its end.
+  for (int i = 0; i < 20; ++i) append(*writer, appended, "pv-" + std::to_string(i % 6), 3, ids);
+  const std::size_t total = appended.total();
+
+  // Window 16: many batches, so position() is checked inside and at the end
+  // of batches. next() and next_view() alternate on one subscription.
+  auto reader = server.connect();
+  auto sub = client::subscription::open(*reader, params(), 16);
+  ASSERT_TRUE(sub) << sub.err().message;
+  std::vector<std::pair<std::string, std::uint64_t>> order;  // (stream, version)
+  std::vector<std::vector<actors::all_position>> after;       // position() after each
+  std::map<std::string, std::uint64_t> next;
+  for (std::size_t i = 0; i < total; ++i) {
+    std::string stream;
+    std::uint64_t version = 0;
+    if (i % 2 == 0) {
+      auto e = (*sub)->next_view(30s);
+      ASSERT_TRUE(e) << e.err().message;
+      ASSERT_NE(*e, nullptr) << "no event within 30 s after " << i;
+      stream = std::string((*e)->stream);
+      version = (*e)->event.version.value();
+      // The views are readable: the data names the event's id ({"n":<id>}).
+      const std::string data((*e)->event.data);
+      ASSERT_EQ(data.rfind("{\"n\":", 0), 0u) << data;
+      EXPECT_EQ((*e)->event.id, make_event_id(std::stoull(data.substr(5)))) << data;
+    } else {
+      auto e = (*sub)->next(30s);
+      ASSERT_TRUE(e) << e.err().message;
+      ASSERT_TRUE(*e) << "no event within 30 s after " << i;
+      stream = (*e)->stream;
+      version = (*e)->version.value();
+      EXPECT_EQ((*e)->after, (*sub)->position()) << "next()'s copy is position()";
+    }
+    ASSERT_EQ(version, next[stream]) << stream << ": gap or duplicate";
+    ++next[stream];
+    order.emplace_back(stream, version);
+    after.push_back((*sub)->position());
+  }
+  EXPECT_EQ(next, appended.counts());
+
+  // A subscription from the position after event i starts with event i + 1,
+  // for every i (inside a batch of the subscription, at its end, inside and
+  // at the end of an append record).
+  auto resumer = server.connect();
+  for (std::size_t i = 0; i + 1 < total; ++i) {
+    auto p = params();
+    p.from.what = actors::subscription_start::kind::position;
+    p.from.positions = after[i];
+    auto again = client::subscription::open(*resumer, p, 4);
+    ASSERT_TRUE(again) << again.err().message;
+    EXPECT_EQ((*again)->position(), after[i]);
+    auto e = (*again)->next_view(30s);
+    ASSERT_TRUE(e) << e.err().message;
+    ASSERT_NE(*e, nullptr) << "nothing after event " << i;
+    EXPECT_EQ(std::string((*e)->stream), order[i + 1].first) << "after event " << i;
+    EXPECT_EQ((*e)->event.version.value(), order[i + 1].second) << "after event " << i;
+  }
+  // After the last event: nothing more.
+  auto p = params();
+  p.from.what = actors::subscription_start::kind::position;
+  p.from.positions = after.back();
+  auto at_end = client::subscription::open(*resumer, p, 4);
+  ASSERT_TRUE(at_end) << at_end.err().message;
+  auto none = (*at_end)->next_view(200ms);
+  ASSERT_TRUE(none) << none.err().message;
+  EXPECT_EQ(*none, nullptr);
+}
+
 TEST(binary_subscription, from_the_end_a_version_and_a_filter) {
   node_server server;
   auto c = server.connect();
