@@ -447,11 +447,11 @@ bool connection::handle_push(std::uint64_t id, wire::Response::Reader response,
   auto handlers = it->second;
   switch (response.which()) {
     case wire::Response::SUBSCRIPTION_EVENTS: {
-      auto batch = decode_kept(payload, [](wire::Response::Reader kept,
-                                           std::shared_ptr<const void> keep) {
-        return wire_codec::decode_subscription_events(kept.getSubscriptionEvents(),
-                                                      std::move(keep));
-      });
+      // The batch keeps its own copy of the frame, in a reused buffer.
+      auto copy = push_buffers_->copy(payload);
+      capnp::FlatArrayMessageReader kept(copy->words(), net::reader_options());
+      auto batch = wire_codec::decode_subscription_events(
+          kept.getRoot<wire::Response>().getSubscriptionEvents(), std::move(copy));
       if (handlers->events) handlers->events(std::move(batch));
       return true;
     }

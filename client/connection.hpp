@@ -181,6 +181,8 @@ class connection : public std::enable_shared_from_this<connection> {
   net::receive_buffer in_;
   std::size_t need_bytes_ = 0;
   net::aligned_scratch scratch_;
+  // The copies subscription batches keep (handle_push).
+  std::shared_ptr<net::word_buffer_pool> push_buffers_ = std::make_shared<net::word_buffer_pool>();
   std::vector<std::byte> out_;
   std::vector<std::byte> writing_;
   kj::Array<capnp::word> request_scratch_;

@@ -113,4 +113,38 @@ std::shared_ptr<kj::Array<capnp::word>> copy_to_words(std::span<const std::byte>
   return array;
 }
 
+word_buffer_pool::copy_of::~copy_of() {
+  if (auto pool = pool_.lock()) pool->give_back(std::move(buffer_));
+}
+
+std::shared_ptr<const word_buffer_pool::copy_of> word_buffer_pool::copy(
+    std::span<const std::byte> payload) {
+  const std::size_t words = payload.size() / sizeof(capnp::word);
+  kj::Array<capnp::word> buffer;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+      if (it->size() >= words) {
+        buffer = std::move(*it);
+        idle_.erase(it);
+        break;
+      }
+    }
+  }
+  if (buffer == nullptr) {
+    // Rounded up to a power of two: frames of slightly different sizes
+    // reuse the same buffers.
+    std::size_t size = 512;
+    while (size < words) size *= 2;
+    buffer = kj::heapArray<capnp::word>(size);
+  }
+  std::memcpy(buffer.begin(), payload.data(), words * sizeof(capnp::word));
+  return std::make_shared<const copy_of>(std::move(buffer), words, weak_from_this());
+}
+
+void word_buffer_pool::give_back(kj::Array<capnp::word> buffer) {
+  std::lock_guard lock(mu_);
+  if (idle_.size() < max_buffers_) idle_.push_back(std::move(buffer));
+}
+
 }  // namespace annal::net

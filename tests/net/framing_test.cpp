@@ -126,5 +126,31 @@ TEST(framing, receive_buffer_compacts_and_grows) {
   EXPECT_EQ(buffer.size(), 0u);
 }
 
+TEST(framing, word_buffer_pool_copies_reuse_buffers_and_outlive_the_pool) {
+  auto pool = std::make_shared<word_buffer_pool>(1);
+  auto frame = ping_frame(11);
+  frame_view view;
+  ASSERT_EQ(next_frame(frame, 1 << 20, view), frame_status::ok);
+  const capnp::word* first_buffer = nullptr;
+  {
+    auto copy = pool->copy(view.payload);
+    ASSERT_EQ(copy->words().size() * sizeof(capnp::word), view.payload.size());
+    EXPECT_EQ(std::memcmp(copy->words().begin(), view.payload.data(), view.payload.size()), 0);
+    capnp::FlatArrayMessageReader reader(copy->words(), reader_options());
+    EXPECT_EQ(reader.getRoot<wire::Request>().getId(), 11u);
+    first_buffer = copy->words().begin();
+  }
+  // Released: the next copy reuses the buffer; a second one at the same
+  // time gets its own.
+  auto again = pool->copy(view.payload);
+  EXPECT_EQ(again->words().begin(), first_buffer);
+  auto other = pool->copy(view.payload);
+  EXPECT_NE(other->words().begin(), first_buffer);
+  // A copy outlives its pool (its buffer is then freed, not given back).
+  pool.reset();
+  capnp::FlatArrayMessageReader reader(other->words(), reader_options());
+  EXPECT_EQ(reader.getRoot<wire::Request>().getId(), 11u);
+}
+
 }  // namespace
 }  // namespace annal::net
