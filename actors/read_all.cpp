@@ -60,8 +60,8 @@ namespace {
 // one run in position order already, so the page is a prefix of them, cut
 // exactly where the k-way merge below would cut it, without the heap and
 // without copying the events.
-read_all_page take_single_run(read_all_part part, std::vector<all_position> base,
-                              std::size_t limit, std::size_t max_bytes) {
+read_all_page take_single_run(read_all_part part, std::vector<all_position> base, std::size_t limit,
+                              std::size_t max_bytes) {
   read_all_page page;
   page.next = std::move(base);
   const bool blocked = !part.at_end && part.events.empty();
@@ -100,10 +100,9 @@ read_all_page merge_read_all(std::vector<read_all_part> parts, std::vector<all_p
                              std::size_t limit, std::size_t max_bytes) {
   if (parts.size() == 1) {
     const auto& events = parts.front().events;
-    const bool one_partition =
-        std::all_of(events.begin(), events.end(), [&](const all_event& e) {
-          return e.partition == events.front().partition;
-        });
+    const bool one_partition = std::all_of(events.begin(), events.end(), [&](const all_event& e) {
+      return e.partition == events.front().partition;
+    });
     if (one_partition) {
       return take_single_run(std::move(parts.front()), std::move(base), limit, max_bytes);
     }

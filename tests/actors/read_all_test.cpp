@@ -145,12 +145,11 @@ TEST(read_all_merge, one_partition_alone_is_cut_exactly_like_the_general_merge) 
   for (const bool at_end : {true, false}) {
     for (const std::size_t limit : {1u, 2u, 3u, 4u, 6u, 100u}) {
       for (const std::size_t max_bytes : {std::size_t{1}, 2 * one, 5 * one, k_no_byte_limit}) {
-        SCOPED_TRACE(::testing::Message() << "at_end " << at_end << " limit " << limit
-                                          << " max_bytes " << max_bytes);
+        SCOPED_TRACE(::testing::Message()
+                     << "at_end " << at_end << " limit " << limit << " max_bytes " << max_bytes);
         std::vector<read_all_part> alone;
         alone.push_back(part(events, {{0, at(50)}}, at_end));
-        auto shortcut =
-            actors::merge_read_all(std::move(alone), {at(0), at(7)}, limit, max_bytes);
+        auto shortcut = actors::merge_read_all(std::move(alone), {at(0), at(7)}, limit, max_bytes);
         std::vector<read_all_part> with_other;
         with_other.push_back(part(events, {{0, at(50)}}, at_end));
         with_other.push_back(part({}, {{1, at(7)}}, true));

@@ -239,7 +239,7 @@ TEST(binary_subscription, next_view_keeps_position_exact_after_every_event) {
   auto sub = client::subscription::open(*reader, params(), 16);
   ASSERT_TRUE(sub) << sub.err().message;
   std::vector<std::pair<std::string, std::uint64_t>> order;  // (stream, version)
-  std::vector<std::vector<actors::all_position>> after;       // position() after each
+  std::vector<std::vector<actors::all_position>> after;      // position() after each
   std::map<std::string, std::uint64_t> next;
   for (std::size_t i = 0; i < total; ++i) {
     std::string stream;
