@@ -14,12 +14,14 @@
 //     latency of the same appends (delivery follows the acknowledgement).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "bench/latency_histogram.hpp"
 #include "client/client.hpp"
@@ -105,6 +107,10 @@ int live(const std::string& host, std::uint16_t port, double seconds, double rat
   const auto total = static_cast<std::uint64_t>(seconds * rate);
   std::atomic<bool> writer_failed{false};
   bench::latency_histogram acks;  // the writer thread's, read after join()
+  // Per append (index i): when its acknowledgement and its event arrived
+  // (steady ns; the writer fills one, the reader the other, read after join).
+  std::vector<std::int64_t> acked_at(total, 0);
+  std::vector<std::int64_t> delivered_at(total, 0);
   std::thread write([&] {
     const auto period = std::chrono::duration_cast<steady::duration>(
         std::chrono::duration<double>(1.0 / rate));
@@ -116,12 +122,14 @@ int live(const std::string& host, std::uint16_t port, double seconds, double rat
       request.stream = fmt::format("live-{}", i % 64);
       engine::event_input e;
       e.type = "Tick";
-      e.data = fmt::format(R"({{"sentNs":{}}})",
-                           steady::now().time_since_epoch().count());
+      e.data = fmt::format(R"({{"sentNs":{},"i":{}}})", steady::now().time_since_epoch().count(),
+                           i);
       request.events.push_back(std::move(e));
       const auto sent = steady::now();
       if (!writer->append(std::move(request))) writer_failed = true;
-      acks.record(static_cast<std::uint64_t>((steady::now() - sent).count()));
+      const auto acked = steady::now();
+      acks.record(static_cast<std::uint64_t>((acked - sent).count()));
+      acked_at[i] = acked.time_since_epoch().count();
     }
   });
   bench::latency_histogram latencies;
@@ -133,21 +141,33 @@ int live(const std::string& host, std::uint16_t port, double seconds, double rat
     const std::string data((*next)->event.data);
     const auto at = data.find(':');
     const long long sent = std::atoll(data.c_str() + at + 1);
+    const auto i = std::strtoull(data.c_str() + data.rfind(':') + 1, nullptr, 10);
     latencies.record(static_cast<std::uint64_t>(now - sent));
+    if (i < total) delivered_at[i] = now;
     ++received;
   }
   write.join();
+  // Delivery after the writer saw the acknowledgement (0 when the event came
+  // first): what the subscription adds to the append's own durability.
+  bench::latency_histogram after_ack;
+  for (std::uint64_t i = 0; i < total; ++i) {
+    if (acked_at[i] == 0 || delivered_at[i] == 0) continue;
+    after_ack.record(static_cast<std::uint64_t>(std::max<std::int64_t>(
+        delivered_at[i] - acked_at[i], 0)));
+  }
   std::printf(
       "{\"op\":\"live\",\"events\":%llu,\"rate\":%.0f,\"p50Ms\":%.3f,\"p99Ms\":%.3f,"
       "\"p999Ms\":%.3f,\"maxMs\":%.3f,\"ackP50Ms\":%.3f,\"ackP99Ms\":%.3f,\"ackP999Ms\":%.3f,"
-      "\"writerErrors\":%s}\n",
+      "\"afterAckP50Ms\":%.3f,\"afterAckP99Ms\":%.3f,\"writerErrors\":%s}\n",
       static_cast<unsigned long long>(received), rate,
       static_cast<double>(latencies.percentile(0.50)) / 1e6,
       static_cast<double>(latencies.percentile(0.99)) / 1e6,
       static_cast<double>(latencies.percentile(0.999)) / 1e6,
       static_cast<double>(latencies.max()) / 1e6, static_cast<double>(acks.percentile(0.50)) / 1e6,
       static_cast<double>(acks.percentile(0.99)) / 1e6,
-      static_cast<double>(acks.percentile(0.999)) / 1e6, writer_failed ? "true" : "false");
+      static_cast<double>(acks.percentile(0.999)) / 1e6,
+      static_cast<double>(after_ack.percentile(0.50)) / 1e6,
+      static_cast<double>(after_ack.percentile(0.99)) / 1e6, writer_failed ? "true" : "false");
   return received == total && !writer_failed ? 0 : 1;
 }
 
