@@ -380,11 +380,16 @@ void node::impl::wait_then_read_all(read_all_request request, std::vector<all_po
   first->positions = positions;
   first->reply = std::move(reply);
   for (const auto p : partitions) {
-    reply_fn<wake_reason> woken = [this, first](result<wake_reason> r) {
+    reply_fn<wake_reason> woken = [this, first, p](result<wake_reason> r) {
       if (first->done.exchange(true)) return;
       if (!r) return first->reply(std::move(r.err()));
       if (*r == wake_reason::ready) {
+        // Only the partition that woke is read: one message instead of one
+        // per partition between the sync and the delivery. The others keep
+        // their positions; the reader's next round (a plain read of every
+        // partition before it waits again) takes what they have.
         first->request.from = std::move(first->positions);
+        first->request.partitions = {p};
         return read_all(std::move(first->request), std::move(first->reply));
       }
       read_all_page empty;

@@ -67,10 +67,10 @@ struct read_all_request {
   // Long-poll (subscriptions, docs/subscriptions.md): when > 0 and the page
   // would be empty because every requested partition is at its end, the
   // node waits up to this long (capped at k_read_all_max_wait_ms) for any of
-  // them to acknowledge new records, then answers with what there is (an
-  // empty page at its end after a timeout). In a cluster the first node with
-  // events answers for the page, which then covers only that node's
-  // partitions (the others keep their `from`).
+  // them to acknowledge new records, then answers with a page of the
+  // partition that woke first (an empty page at its end after a timeout);
+  // the other partitions keep their `from`. In a cluster the first node with
+  // events answers for the page likewise.
   std::uint32_t wait_ms = 0;
   // The waiting reader (one random key per subscription) and its round: a
   // partition keeps one wait per key, and a wait with a higher `watch_seq`
