@@ -58,7 +58,9 @@ void subscription::close() {
 
 engine::result<const actors::all_event*> subscription::next_view(
     std::chrono::milliseconds timeout) {
-  if (!current_ || current_index_ == current_->events.size()) {
+  // A loop only for a batch without events (the node sends none, but one
+  // would still move the position).
+  while (!current_ || current_index_ == current_->events.size()) {
     current_.reset();
     std::unique_lock lock(shared_->mu);
     const bool ready = shared_->cv.wait_for(lock, timeout, [&] {
@@ -68,6 +70,7 @@ engine::result<const actors::all_event*> subscription::next_view(
       current_ = std::move(shared_->batches.front());
       shared_->batches.pop_front();
       current_index_ = 0;
+      if (current_->events.empty()) position_ = current_->next;
     } else if (shared_->ended) {
       return *shared_->ended;
     } else if (shared_->unsubscribed) {
