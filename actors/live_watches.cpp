@@ -21,12 +21,12 @@ struct waiting_round {
 
 struct watch {
   std::mutex mu;
-  std::unordered_map<std::uint32_t, slot> slots;  // guarded by mu
-  std::optional<waiting_round> round;             // guarded by mu
-  clock_type::time_point deadline;                // of `round`; guarded by mu
-  bool timer_armed = false;                       // guarded by mu
-  std::uint64_t next_seq = 1;                     // guarded by mu
-  clock_type::time_point last_used;               // guarded by mu
+  std::unordered_map<std::uint32_t, slot> slots;     // guarded by mu
+  std::optional<waiting_round> round;                // guarded by mu
+  clock_type::time_point deadline;                   // of `round`; guarded by mu
+  bool timer_armed = false;                          // guarded by mu
+  std::uint64_t next_seq = 1;                        // guarded by mu
+  clock_type::time_point last_used;                  // guarded by mu
 };
 
 void answer_empty(waiting_round r) {
@@ -44,7 +44,7 @@ struct live_watches::state : std::enable_shared_from_this<live_watches::state> {
   live_watches::hooks io;
   std::mutex mu;
   std::unordered_map<std::uint64_t, std::shared_ptr<watch>> watches;  // guarded by mu
-  clock_type::time_point last_sweep;                                  // guarded by mu
+  clock_type::time_point last_sweep;                                   // guarded by mu
 
   std::shared_ptr<watch> find(std::uint64_t key) {
     const auto now = clock_type::now();
@@ -85,13 +85,13 @@ struct live_watches::state : std::enable_shared_from_this<live_watches::state> {
     auto plain = request;
     plain.wait_ms = 0;
     plain.partitions = to_read;
-    io.read(std::move(plain),
-            [self = shared_from_this(), w, request = std::move(request), reply = std::move(reply),
-             to_read = std::move(to_read)](result<read_all_page> page) mutable {
-              if (!page || !page->events.empty() || !page->at_end) return reply(std::move(page));
-              request.from = std::move(page->next);
-              self->wait(std::move(w), std::move(request), std::move(reply), std::move(to_read));
-            });
+    io.read(std::move(plain), [self = shared_from_this(), w, request = std::move(request),
+                                  reply = std::move(reply), to_read = std::move(to_read)](
+                                     result<read_all_page> page) mutable {
+      if (!page || !page->events.empty() || !page->at_end) return reply(std::move(page));
+      request.from = std::move(page->next);
+      self->wait(std::move(w), std::move(request), std::move(reply), std::move(to_read));
+    });
   }
 
   // Parks waits for `to_park` at request.from and the round itself, unless a
@@ -103,12 +103,11 @@ struct live_watches::state : std::enable_shared_from_this<live_watches::state> {
     bool arm_timer = false;
     bool woke = false;
     const auto now = clock_type::now();
-    const auto wait_for =
-        std::chrono::milliseconds(std::min(request.wait_ms, k_read_all_max_wait_ms));
+    const auto wait_for = std::chrono::milliseconds(std::min(request.wait_ms, k_read_all_max_wait_ms));
     {
       std::lock_guard lock(w->mu);
       woke = std::any_of(request.partitions.begin(), request.partitions.end(),
-                         [&](partition_id p) { return w->slots[p.value()].ready; });
+                                    [&](partition_id p) { return w->slots[p.value()].ready; });
       if (!woke) {
         if (w->round) older = std::exchange(w->round, std::nullopt);
         for (const auto p : to_park) {
