@@ -55,33 +55,70 @@ read_all_part part_of(read_all_page page, const std::vector<partition_id>& parti
 
 namespace {
 
+using event_key = decltype(key_of(std::declval<all_event>()));
+
+// Where a page stops: after no event later than the smallest last event of
+// a part that may have more; nowhere at all (`blocked`) while such a part
+// has no events.
+struct page_horizon {
+  bool blocked = false;
+  std::optional<event_key> key;
+};
+
+page_horizon horizon_of(const std::vector<read_all_part>& parts) {
+  page_horizon h;
+  for (const auto& part : parts) {
+    if (part.at_end) continue;
+    if (part.events.empty()) {
+      h.blocked = true;
+      continue;
+    }
+    const auto last = key_of(part.events.back());
+    if (!h.key || last < *h.key) h.key = last;
+  }
+  return h;
+}
+
+// Whether a page holding `taken` events of `bytes` budget bytes takes `e`
+// next. The first event is always taken: the parts are sorted, and taking
+// it regardless keeps a partition whose clock went back from stalling.
+bool takes(const all_event& e, std::size_t taken, std::size_t bytes, const page_horizon& h,
+           std::size_t max_bytes) {
+  if (taken == 0) return true;
+  if (h.key && key_of(e) > *h.key) return false;
+  return bytes + e.budget_bytes() <= max_bytes;
+}
+
+// Where each covered partition continues, as its part says.
+void set_part_nexts(const std::vector<read_all_part>& parts, std::vector<all_position>& next) {
+  for (const auto& part : parts) {
+    for (const auto& [p, position] : part.next) {
+      if (p.value() >= next.size()) next.resize(p.value() + 1);
+      next[p.value()] = position;
+    }
+  }
+}
+
 // merge_read_all of one part whose events are all of one partition (a
 // subscription's catch-up reads one partition at a time): the events are
 // one run in position order already, so the page is a prefix of them, cut
 // exactly where the k-way merge below would cut it, without the heap and
 // without copying the events.
-read_all_page take_single_run(read_all_part part, std::vector<all_position> base, std::size_t limit,
-                              std::size_t max_bytes) {
+read_all_page take_single_run(std::vector<read_all_part> parts, std::vector<all_position> base,
+                              std::size_t limit, std::size_t max_bytes) {
+  auto& part = parts.front();
   read_all_page page;
   page.next = std::move(base);
-  const bool blocked = !part.at_end && part.events.empty();
-  std::optional<decltype(key_of(std::declval<all_event>()))> horizon;
-  if (!part.at_end && !part.events.empty()) horizon = key_of(part.events.back());
+  const page_horizon horizon = horizon_of(parts);
   const std::size_t available = part.events.size();
   std::size_t taken = 0;
   std::size_t bytes = 0;
-  while (!blocked && taken < available && taken < limit) {
-    const all_event& e = part.events[taken];
-    if (horizon && key_of(e) > *horizon && taken > 0) break;
-    const std::size_t size = e.budget_bytes();
-    if (taken > 0 && bytes + size > max_bytes) break;
-    bytes += size;
+  while (!horizon.blocked && taken < available && taken < limit &&
+         takes(part.events[taken], taken, bytes, horizon, max_bytes)) {
+    bytes += part.events[taken].budget_bytes();
     ++taken;
   }
-  for (const auto& [p, next] : part.next) {
-    if (p.value() >= page.next.size()) page.next.resize(p.value() + 1);
-    page.next[p.value()] = next;
-  }
+  set_part_nexts(parts, page.next);
   if (taken < available) {
     const auto& first = part.events.front();
     page.next[first.partition.value()] =
@@ -104,25 +141,13 @@ read_all_page merge_read_all(std::vector<read_all_part> parts, std::vector<all_p
       return e.partition == events.front().partition;
     });
     if (one_partition) {
-      return take_single_run(std::move(parts.front()), std::move(base), limit, max_bytes);
+      return take_single_run(std::move(parts), std::move(base), limit, max_bytes);
     }
   }
   read_all_page page;
   page.next = std::move(base);
 
-  // The horizon: nothing after the smallest last event of a part that may
-  // have more.
-  bool blocked = false;
-  std::optional<decltype(key_of(std::declval<all_event>()))> horizon;
-  for (const auto& part : parts) {
-    if (part.at_end) continue;
-    if (part.events.empty()) {
-      blocked = true;
-      continue;
-    }
-    const auto last = key_of(part.events.back());
-    if (!horizon || last < *horizon) horizon = last;
-  }
+  const page_horizon horizon = horizon_of(parts);
 
   // One run per partition, in the part's (position) order.
   struct run {
@@ -150,29 +175,18 @@ read_all_page merge_read_all(std::vector<read_all_part> parts, std::vector<all_p
   std::size_t bytes = 0;
   std::size_t available = 0;
   for (const auto& r : runs) available += r.events.size();
-  while (!heads.empty() && page.events.size() < limit && !blocked) {
+  while (!heads.empty() && page.events.size() < limit && !horizon.blocked) {
     const std::size_t r = heads.top();
     const all_event& e = *runs[r].events[runs[r].taken];
-    // Past the horizon: wait for the next page. (The first event is always
-    // taken when the parts are sorted; taking it regardless also keeps a
-    // partition whose clock went back from stalling.)
-    if (horizon && key_of(e) > *horizon && !page.events.empty()) break;
-    const std::size_t size = e.budget_bytes();
-    if (!page.events.empty() && bytes + size > max_bytes) break;
-    bytes += size;
+    if (!takes(e, page.events.size(), bytes, horizon, max_bytes)) break;  // the next page's
+    bytes += e.budget_bytes();
     page.events.push_back(e);
     heads.pop();
     if (++runs[r].taken < runs[r].events.size()) heads.push(r);
   }
 
   // Where each covered partition continues.
-  std::vector<std::pair<partition_id, all_position>> done_next;
-  for (const auto& part : parts) {
-    for (const auto& [p, next] : part.next) {
-      if (p.value() >= page.next.size()) page.next.resize(p.value() + 1);
-      page.next[p.value()] = next;
-    }
-  }
+  set_part_nexts(parts, page.next);
   for (const auto& r : runs) {
     if (r.taken == r.events.size()) continue;  // the part's own next stands
     const auto p = r.events.front()->partition.value();

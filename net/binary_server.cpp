@@ -707,23 +707,25 @@ class connection : public std::enable_shared_from_this<connection> {
   void on_write(asio::error_code ec) {
     write_active_ = false;
     writing_.clear();
-    for (const auto id : writing_pages_) {
+    auto written = std::move(writing_pages_);
+    writing_pages_.clear();
+    for (const auto id : written) {
       // An id may be gone (ended) or reused by a newer subscription.
       if (auto f = page_flows_.find(id); f != page_flows_.end() && f->second.unwritten > 0) {
         --f->second.unwritten;
       }
     }
-    writing_pages_.clear();
     if (closed_) return;
     if (ec) {
       spdlog::debug("binary connection: write failed: {}", ec.message());
       return close_now();
     }
-    // Pages written: subscriptions left with only their newest page unwritten
-    // read on.
-    for (auto& [id, flow] : page_flows_) {
-      if (!flow.ack_due || flow.unwritten > 1) continue;
-      flow.ack_due = false;
+    // Pages written: their subscriptions, if left with only their newest page
+    // unwritten, read on. Only these flows changed.
+    for (const auto id : written) {
+      auto f = page_flows_.find(id);
+      if (f == page_flows_.end() || !f->second.ack_due || f->second.unwritten > 1) continue;
+      f->second.ack_due = false;
       if (auto it = subscriptions_.find(id); it != subscriptions_.end()) it->second->ack();
     }
     flush();
