@@ -175,9 +175,15 @@ using checkpoint_go_atom = caf::atom_constant<caf::atom("ckpt_go")>;
 // The earliest parked wait_msg is due: answer the expired ones.
 using wait_sweep_atom = caf::atom_constant<caf::atom("wait_sweep")>;
 
+// A delayed callback, run by the node's timer actor.
+struct round_timer_msg {
+  std::function<void()> fire;
+};
+
 }  // namespace annal::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::append_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::round_timer_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::read_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::read_last_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(annal::actors::stream_info_msg)

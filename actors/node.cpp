@@ -10,11 +10,13 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
 #include "actors/checkpointer.hpp"
 #include "actors/fan_in.hpp"
 #include "actors/group_commit.hpp"
+#include "actors/live_watches.hpp"
 #include "actors/messages.hpp"
 #include "actors/partition_actor.hpp"
 #include "actors/partition_list.hpp"
@@ -27,6 +29,17 @@ namespace annal::actors {
 
 // Threads that checkpoint the partitions side by side when the node stops.
 constexpr std::uint32_t k_final_checkpoint_threads = 16;
+
+// Runs round_timer_msg callbacks (live_watches' round deadlines). A class,
+// not a function-based actor: CAF 0.17 spawns a function without arguments
+// by dereferencing a null argument tuple (UBSan reports it).
+class timer_actor : public caf::event_based_actor {
+ public:
+  using caf::event_based_actor::event_based_actor;
+  caf::behavior make_behavior() override {
+    return {[](round_timer_msg& m) { m.fire(); }};
+  }
+};
 
 // The node's request_handler: routes each request to its partition actor by
 // one asynchronous message (no round trip on the calling thread).
@@ -124,6 +137,9 @@ struct node::impl final : request_handler {
   std::unique_ptr<router> router_;
   std::unique_ptr<group_commit> commit_;
   std::unique_ptr<checkpointer> checkpoints_;
+  // Fires round_timer_msg callbacks (live_watches' round deadlines).
+  caf::actor timer_;
+  std::unique_ptr<live_watches> live_watches_;
 
   alignas(64) std::atomic<bool> accepting_{false};
   alignas(64) std::atomic<std::int64_t> routing_{0};
@@ -180,6 +196,24 @@ engine::status node::impl::open() {
         partition_context{*p, &store_->wal(), commit_.get(), checkpoints_.get(), &metrics});
   }
   router_->set(std::move(routes));
+  timer_ = system_->spawn<timer_actor>();
+  live_watches::hooks hooks;
+  hooks.read = [this](read_all_request request, reply_fn<read_all_page> reply) {
+    read_all(std::move(request), std::move(reply));
+  };
+  hooks.park = [this](partition_id p, wait_msg m) {
+    auto reply = std::move(m.reply);
+    const auto watch = m.watch;
+    const auto seq = m.seq;
+    const auto from = m.from;
+    const auto deadline = m.deadline;
+    send_to<wait_msg>(p, &reply, watch, seq, from, deadline, std::move(reply));
+  };
+  hooks.after = [this](std::chrono::milliseconds delay, std::function<void()> fire) {
+    admission admitted(*this);  // stop() releases timer_ only after every admission
+    if (admitted.ok()) caf::delayed_anon_send(timer_, delay, round_timer_msg{std::move(fire)});
+  };
+  live_watches_ = std::make_unique<live_watches>(std::move(hooks));
   commit_->start();
   checkpoints_->start();
   accepting_.store(true);
@@ -225,6 +259,8 @@ void node::impl::stop() {
     if (r.actor) caf::anon_send(r.actor, final_msg{failure});
   }
   router_->clear();
+  caf::anon_send_exit(timer_, caf::exit_reason::user_shutdown);
+  timer_ = caf::actor{};
   system_.reset();  // waits for every actor to exit
 
   const auto actors_done = std::chrono::steady_clock::now();
@@ -324,6 +360,9 @@ void node::impl::read_all(read_all_request request, reply_fn<read_all_page> repl
     for (std::uint32_t p = 0; p < count; ++p) request.partitions.emplace_back(p);
   }
   if (request.from.empty()) request.from.resize(count);
+  if (request.wait_ms > 0 && !request.from_end && request.watch != 0) {
+    return live_watches_->round(std::move(request), std::move(reply));
+  }
   if (request.wait_ms > 0 && !request.from_end) {
     // A plain read first; only a page with nothing in it waits.
     auto again = request;

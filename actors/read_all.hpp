@@ -75,6 +75,8 @@ struct read_all_request {
   // The waiting reader (one random key per subscription) and its round: a
   // partition keeps one wait per key, and a wait with a higher `watch_seq`
   // replaces (answers at once) an older one. 0: waits are never replaced.
+  // With a key, the node keeps the reader's waits parked across rounds and
+  // reads only partitions that may have news (live_watches.hpp).
   std::uint64_t watch = 0;
   std::uint64_t watch_seq = 0;
 };

@@ -16,7 +16,8 @@ bool holds(const std::vector<std::uint32_t>& set, std::uint32_t node) {
 
 }  // namespace
 
-std::vector<replica_set> rebalance(const std::vector<replica_set>& current, const cluster_map& map) {
+std::vector<replica_set> rebalance(const std::vector<replica_set>& current,
+                                   const cluster_map& map) {
   const std::uint32_t partitions = map.partition_count;
   std::vector<node_id> active;
   for (const auto& node : map.nodes) {
@@ -48,7 +49,8 @@ std::vector<replica_set> rebalance(const std::vector<replica_set>& current, cons
 
   // distance[p][n]: clockwise distance from partition p's point to node n.
   // walk_order[p]: the nodes nearest first.
-  std::vector<std::vector<std::uint64_t>> distance(partitions, std::vector<std::uint64_t>(node_count));
+  std::vector<std::vector<std::uint64_t>> distance(partitions,
+                                                   std::vector<std::uint64_t>(node_count));
   std::vector<std::vector<std::uint32_t>> walk_order(partitions);
   for (std::uint32_t p = 0; p < partitions; ++p) {
     for (const auto& hit : nodes_ring.walk(partition_point(partition_id{p}, partitions))) {
@@ -86,7 +88,8 @@ std::vector<replica_set> rebalance(const std::vector<replica_set>& current, cons
   // loads, so this ends. A set holding the busiest node but not the least
   // loaded one always exists, since the busiest node is in more sets.
   for (;;) {
-    const auto most = static_cast<std::uint32_t>(std::max_element(load.begin(), load.end()) - load.begin());
+    const auto most =
+        static_cast<std::uint32_t>(std::max_element(load.begin(), load.end()) - load.begin());
     const auto least =
         static_cast<std::uint32_t>(std::min_element(load.begin(), load.end()) - load.begin());
     if (load[most] <= load[least] + 1) break;

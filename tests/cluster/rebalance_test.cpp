@@ -110,9 +110,8 @@ TEST(rebalance_test, one_node_change_moves_at_most_1_5_times_p_over_n) {
     const auto two = measure_movement(2, n, 4);
     // R = 2: each node holds 2P/N replicas, so a join moves about 2P/N sets.
     EXPECT_LE(two.worst_ratio, 3.0) << "R=2 N=" << n;
-    std::printf("N=%2zu  R=1 worst %.2f mean %.2f  R=2 worst %.2f mean %.2f\n", n,
-                one.worst_ratio, one.ratio_sum / one.cases, two.worst_ratio,
-                two.ratio_sum / two.cases);
+    std::printf("N=%2zu  R=1 worst %.2f mean %.2f  R=2 worst %.2f mean %.2f\n", n, one.worst_ratio,
+                one.ratio_sum / one.cases, two.worst_ratio, two.ratio_sum / two.cases);
     all.ratio_sum += one.ratio_sum;
     all.cases += one.cases;
   }
@@ -160,9 +159,9 @@ TEST(rebalance_test, random_membership_changes_keep_the_layout_valid_balanced_an
     for (int step = 0; step < 400; ++step) {
       std::vector<node_id> active, joining, draining;
       for (const auto& node : map.nodes) {
-        (node.state == node_state::active     ? active
+        (node.state == node_state::active    ? active
          : node.state == node_state::joining ? joining
-                                              : draining)
+                                             : draining)
             .push_back(node.id);
       }
       auto pick = [&](const std::vector<node_id>& from) { return from[rng() % from.size()]; };
