@@ -11,6 +11,8 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/scheduler/coordinator.hpp>
+#include <caf/settings.hpp>
 #include <caf/send.hpp>
 
 #include "actors/checkpointer.hpp"
@@ -21,6 +23,7 @@
 #include "actors/partition_actor.hpp"
 #include "actors/partition_list.hpp"
 #include "actors/router.hpp"
+#include "actors/scheduler_policy.hpp"
 #include "actors/uuid.hpp"
 #include "engine/query/plan.hpp"
 #include "engine/store.hpp"
@@ -162,6 +165,9 @@ engine::status node::impl::open() {
 
   caf_config_ = std::make_unique<caf::actor_system_config>();
   caf_config_->set("scheduler.max-threads", std::max<std::size_t>(options.actor_threads, 1));
+  caf::put(caf_config_->content, spin_then_park::spin_key,
+           static_cast<std::size_t>(options.actor_spin_us));
+  caf_config_->load<caf::scheduler::coordinator<spin_then_park>>();
   system_ = std::make_unique<caf::actor_system>(*caf_config_);
   router_ = std::make_unique<router>(count);
 

@@ -25,6 +25,9 @@ struct node_options {
   std::chrono::milliseconds sync_interval{100};  // fsync=interval
   std::size_t sync_threads = 2;       // overlapping group-commit rounds
   std::size_t actor_threads = 2;      // CAF scheduler workers
+  // How long an idle scheduler worker spins before it parks
+  // (actors/scheduler_policy.hpp).
+  std::uint32_t actor_spin_us = 50;
   engine::partition_options partition;
   query_options query;
   // nullptr: the real file system. Tests pass a fault-injecting one; it must

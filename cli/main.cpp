@@ -38,6 +38,10 @@ void add_server_flags(CLI::App& app, cli::server_options& o, std::string& fsync)
   app.add_option("--actor-threads", o.node.actor_threads, "CAF scheduler threads")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  app.add_option("--actor-spin-us", o.node.actor_spin_us,
+                 "Microseconds an idle CAF worker spins before it parks")
+      ->check(CLI::Range(0u, 100'000u))
+      ->capture_default_str();
   app.add_option("--io-threads", o.io_threads, "Network threads")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
