@@ -142,14 +142,24 @@ TEST(live_watches, a_round_with_every_wait_parked_sends_nothing_and_a_wake_answe
   EXPECT_EQ(ids(node.reads[0].request.partitions), (std::vector<std::uint32_t>{3}));
 }
 
-TEST(live_watches, a_wake_between_rounds_is_kept_and_read_by_the_next_round) {
+// A watch whose first round read every partition, found nothing and parked
+// a wait on each: `waits` holds those waits; no read is outstanding.
+class live_watches_parked : public ::testing::Test {
+ protected:
+  live_watches_parked() {
+    watches.round(live_round(at(0)), out.fn());
+    node.reads.front().reply(empty_page(at(0)));
+    waits = std::move(node.parked);
+    node.reads.clear();
+  }
+
   fake_node node;
-  live_watches watches(node.hooks());
+  live_watches watches{node.hooks()};
   answers out;
-  watches.round(live_round(at(0)), out.fn());
-  node.reads.front().reply(empty_page(at(0)));
-  auto waits = std::move(node.parked);
-  node.reads.clear();
+  std::deque<std::pair<partition_id, wait_msg>> waits;
+};
+
+TEST_F(live_watches_parked, a_wake_between_rounds_is_kept_and_read_by_the_next_round) {
   waits[0].second.reply(wake_reason::ready);  // answers the round: reads 0
   ASSERT_EQ(node.reads.size(), 1u);
   node.reads.front().reply(empty_page(at(0)));  // (nothing after all)
@@ -162,14 +172,8 @@ TEST(live_watches, a_wake_between_rounds_is_kept_and_read_by_the_next_round) {
   EXPECT_EQ(ids(node.reads[0].request.partitions), (std::vector<std::uint32_t>{0, 2}));
 }
 
-TEST(live_watches, stale_and_superseded_answers_change_nothing_and_errors_reach_the_round) {
-  fake_node node;
-  live_watches watches(node.hooks());
-  answers out;
-  watches.round(live_round(at(0)), out.fn());
-  node.reads.front().reply(empty_page(at(0)));
-  auto waits = std::move(node.parked);
-  node.reads.clear();
+TEST_F(live_watches_parked,
+       stale_and_superseded_answers_change_nothing_and_errors_reach_the_round) {
   waits[1].second.reply(wake_reason::superseded);  // its slot is re-parked by the next round
   EXPECT_TRUE(out.got.empty());
   waits[1].second.reply(wake_reason::ready);  // stale now: ignored
