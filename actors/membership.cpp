@@ -387,6 +387,10 @@ void membership::apply(const cluster::cluster_map& map) {
     owned[p] = !replicas[p].empty() && replicas[p].front() == options_.node_id;
   }
   const bool first = owned_.size() != owned.size();
+  // Persisted before it is served: a node never serves by a map that is not
+  // on its disk yet (and readers of the file see at least this epoch once the
+  // node routes by it).
+  persist(map);
   auto announce = [&](bool gains) {
     if (!on_ownership_) return;
     for (std::uint32_t p = 0; p < owned.size(); ++p) {
@@ -399,7 +403,6 @@ void membership::apply(const cluster::cluster_map& map) {
   router_->set(std::move(table));
   announce(false);
   owned_ = std::move(owned);
-  persist(map);
   {
     std::lock_guard lock(mu_);
     map_ = map;
