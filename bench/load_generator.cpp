@@ -49,6 +49,7 @@ class driver {
   std::uint64_t errors = 0;
   std::string first_error;
   bool counting = true;
+  steady::time_point last_counted{};  // when the last counted request completed
 
  private:
   void issue_one(client::connection& c) {
@@ -59,8 +60,9 @@ class driver {
     issue_(c, sequence, [this, &c, sent](bool ok, std::size_t n, const engine::error* e) {
       --outstanding_;
       if (counting && !stopping_) {
+        last_counted = steady::now();
         latencies.record(static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - sent).count()));
+            std::chrono::duration_cast<std::chrono::nanoseconds>(last_counted - sent).count()));
         ++requests;
         if (ok) events += n;
       }
@@ -230,7 +232,13 @@ engine::result<load_report> run_load(const load_options& options) {
   load.start(0);
   run_until(io, [&] { return expired; }, std::chrono::seconds(
       static_cast<long>(options.duration_seconds) + 60));
-  const double seconds = std::chrono::duration<double>(steady::now() - began).count();
+  // The rate is over the time the counted requests took: from the start to
+  // the last completion before the duration ended. Requests still in flight
+  // then are not counted, so the time they had run is not either (otherwise
+  // one-second queries lose up to a whole query per run).
+  const double seconds = std::chrono::duration<double>(
+                             (load.requests > 0 ? load.last_counted : steady::now()) - began)
+                             .count();
   // Let the requests in flight finish (not counted) before closing.
   run_until(io, [&] { return load.idle(); }, std::chrono::seconds(30));
   close_all();

@@ -28,6 +28,8 @@ struct load_report {
   load_options options;
   std::uint64_t requests = 0;
   std::uint64_t events = 0;  // appended or read
+  // From the start to the last request completed within the duration:
+  // events / seconds is the rate of the counted requests.
   double seconds = 0;
   double events_per_second = 0;
   double p50_ms = 0;
