@@ -22,6 +22,12 @@ std::string_view trim_right(std::string_view text) {
   return text;
 }
 
+// The most bytes one structural pass of a batch covers: documents, their
+// separators and the sentinel. Fixed, so the batch parser allocates once
+// (about 6 bytes of index and string buffer per byte of window).
+constexpr std::size_t k_batch_window = 16 * 1024;
+constexpr std::string_view k_sentinel = "{}";
+
 }  // namespace
 
 struct json_fields::impl {
@@ -29,6 +35,27 @@ struct json_fields::impl {
   std::unique_ptr<char[]> buffer;
   std::size_t capacity = 0;   // bytes of buffer, padding included
   std::vector<char> visited;  // per path node, for this document
+
+  // Batch reading: documents [chunk_first, chunk_end) of `batch` are in
+  // batch_buffer at chunk_offsets[i - chunk_first] (plus the sentinel's
+  // offset last); `stream` sits on document stream_index of them. With
+  // chunk_usable false the chunk's remaining documents are read alone.
+  od::parser batch_parser;
+  std::unique_ptr<char[]> batch_buffer;
+  std::span<const std::string_view> batch;
+  std::vector<std::size_t> chunk_offsets;
+  std::size_t chunk_first = 0, chunk_end = 0;
+  bool chunk_usable = false;
+  od::document_stream stream;
+  od::document_stream::iterator stream_at;
+  std::size_t stream_index = 0;
+
+  // Copies the documents from `first` on that fit in the window into the
+  // chunk and runs the structural pass over them.
+  void start_chunk(std::size_t first);
+  // Reads document `index` of the chunk from the stream. False if the stream
+  // does not delimit it as a parse of it alone would (slots then hold junk).
+  bool read_from_stream(std::size_t index, const json_paths& paths, field_value* slots);
 
   // Reads the members of `object` that `node` asks for. False on a JSON error.
   bool visit(od::object object, const json_paths& paths, std::uint32_t node, field_value* slots);
@@ -152,6 +179,75 @@ void json_fields::read(std::string_view json, const json_paths& paths, field_val
   if (!ok) {
     for (const auto s : paths.slots) slots[s] = field_value{};
   }
+}
+
+void json_fields::begin_batch(std::span<const std::string_view> documents) {
+  impl& m = *impl_;
+  m.batch = documents;
+  m.chunk_first = m.chunk_end = 0;
+  m.chunk_usable = false;
+}
+
+void json_fields::read_batched(std::size_t index, const json_paths& paths, field_value* slots) {
+  impl& m = *impl_;
+  if (index < m.chunk_first || index >= m.chunk_end) m.start_chunk(index);
+  if (m.chunk_usable && m.read_from_stream(index, paths, slots)) return;
+  m.chunk_usable = false;
+  read(m.batch[index], paths, slots);
+}
+
+void json_fields::impl::start_chunk(std::size_t first) {
+  if (!batch_buffer) {
+    batch_buffer = std::make_unique<char[]>(k_batch_window + simdjson::SIMDJSON_PADDING);
+    batch_parser.threaded = false;  // one window per chunk: no stage 1 thread to overlap
+  }
+  chunk_first = first;
+  chunk_offsets.clear();
+  std::size_t used = 0;
+  std::size_t i = first;
+  for (; i < batch.size(); ++i) {
+    const std::string_view document = batch[i];
+    if (used + document.size() + 1 + k_sentinel.size() > k_batch_window) break;
+    chunk_offsets.push_back(used);
+    std::memcpy(batch_buffer.get() + used, document.data(), document.size());
+    used += document.size();
+    batch_buffer[used++] = '\n';
+  }
+  // A document too big for the window on its own is read alone.
+  chunk_end = std::max(i, first + 1);
+  chunk_usable = i > first;
+  if (!chunk_usable) return;
+  chunk_offsets.push_back(used);
+  std::memcpy(batch_buffer.get() + used, k_sentinel.data(), k_sentinel.size());
+  used += k_sentinel.size();
+  std::memset(batch_buffer.get() + used, 0, simdjson::SIMDJSON_PADDING);
+  chunk_usable = !batch_parser
+                      .iterate_many(batch_buffer.get(), used, k_batch_window)
+                      .get(stream);
+  if (!chunk_usable) return;
+  stream_at = stream.begin();
+  stream_index = first;
+  chunk_usable = stream_at != stream.end();
+}
+
+bool json_fields::impl::read_from_stream(std::size_t index, const json_paths& paths,
+                                         field_value* slots) {
+  while (stream_index < index && stream_at != stream.end()) {
+    ++stream_at;
+    ++stream_index;
+  }
+  const std::size_t at = index - chunk_first;
+  if (!(stream_at != stream.end()) || stream_at.current_index() != chunk_offsets[at]) {
+    return false;
+  }
+  for (const auto s : paths.slots) slots[s] = field_value{};
+  visited.assign(paths.nodes.size(), 0);
+  od::document_reference doc;
+  od::object root;
+  const char* next_token = nullptr;
+  return !(*stream_at).get(doc) && !doc.get_object().get(root) && visit(root, paths, 0, slots) &&
+         !doc.current_location().get(next_token) &&
+         next_token == batch_buffer.get() + chunk_offsets[at + 1];
 }
 
 }  // namespace annal::engine::query

@@ -15,11 +15,24 @@
 // One reader per document kind per scan: it owns a parser and a padded
 // scratch buffer, reused for every event, so reading allocates nothing once
 // warmed up. The string views it produces point into those and stay valid
-// until its next read().
+// until its next read() or read_batched().
+//
+// Batch reading, for the documents of one record: the structural pass (the
+// parser's first stage, a fixed cost per call) runs once over a chunk of
+// consecutive small documents, joined by newlines in one buffer, instead of
+// once per document. Each document is then accepted only if the chunk
+// delimits it exactly as a parse of it alone would: it starts at its own
+// offset, is a valid object there, and the next token after it is the next
+// document's first byte (a "{}" sentinel follows the last one). Anything
+// else (invalid JSON, text around the object, a value that is not an
+// object, leading whitespace) makes that document and the rest of its chunk
+// fall back to read(), so the results are always those of read().
 //
 // Not thread-safe: owned by one partition_scan.
 
+#include <cstddef>
 #include <memory>
+#include <span>
 #include <string_view>
 
 #include "engine/query/field_value.hpp"
@@ -36,6 +49,14 @@ class json_fields {
 
   // Sets slots[s] for every s in paths.slots from `json`.
   void read(std::string_view json, const json_paths& paths, field_value* slots);
+
+  // Starts reading `documents` (one record's) with read_batched(). They are
+  // not copied: they must stay valid while the batch is read.
+  void begin_batch(std::span<const std::string_view> documents);
+  // What read(documents[index], paths, slots) does. Requires: begin_batch(),
+  // and an index greater than the previous call's since then (documents may
+  // be skipped).
+  void read_batched(std::size_t index, const json_paths& paths, field_value* slots);
 
  private:
   struct impl;

@@ -43,8 +43,13 @@ struct partition_scan::state {
   // Listing: a heap whose top is the candidate that comes last in the answer.
   std::vector<listed_event> candidates;
 
-  // The event being looked at.
+  // The record being looked at. batched: its data documents are read with
+  // json_fields::read_batched (batch_data holds them).
+  bool batched = false;
+  std::vector<std::string_view> batch_data;
+  // The event being looked at: events[event_index].
   schema::Event::Reader event;
+  unsigned event_index = 0;
   std::uint8_t documents_read = 0;
   std::string_view data_view, metadata_view;
   bool data_fetched = false, metadata_fetched = false;
@@ -75,9 +80,23 @@ struct partition_scan::state {
     return metadata_view;
   }
 
+  // Whether every event that gets past the record filters has its data
+  // document read: then a record's documents are read as a batch.
+  bool reads_every_data_document() const {
+    if (!p.event_filters().empty()) return false;
+    if (!p.json_filters().empty()) return (p.json_filters().front().documents & k_reads_data) != 0;
+    return !p.is_listing() && (p.result_documents() & k_reads_data) != 0;
+  }
+
   void read_documents(std::uint8_t wanted) {
     const std::uint8_t missing = wanted & ~documents_read;
-    if (missing & k_reads_data) data_reader.read(data(), p.data_paths(), slots.data());
+    if (missing & k_reads_data) {
+      if (batched) {
+        data_reader.read_batched(event_index, p.data_paths(), slots.data());
+      } else {
+        data_reader.read(data(), p.data_paths(), slots.data());
+      }
+    }
     if (missing & k_reads_metadata) {
       metadata_reader.read(metadata(), p.metadata_paths(), slots.data());
     }
@@ -182,8 +201,15 @@ struct partition_scan::state {
 
     const std::uint64_t first = batch.getFirstVersion();
     const bool listing = p.is_listing();
+    batched = n > 1 && reads_every_data_document();
+    if (batched) {
+      batch_data.clear();
+      for (unsigned i = 0; i < n; ++i) batch_data.push_back(to_view(events[i].getData()));
+      data_reader.begin_batch(batch_data);
+    }
     for (unsigned i = 0; i < n; ++i) {
       event = events[i];
+      event_index = i;
       documents_read = 0;
       data_fetched = metadata_fetched = false;
       if (p.type_slot()) slots[*p.type_slot()] = field_value::of_string(to_view(event.getType()));
