@@ -209,7 +209,9 @@ void json_fields::impl::start_chunk(std::size_t first) {
     const std::string_view document = batch[i];
     if (used + document.size() + 1 + k_sentinel.size() > k_batch_window) break;
     chunk_offsets.push_back(used);
-    std::memcpy(batch_buffer.get() + used, document.data(), document.size());
+    if (!document.empty()) {  // an empty view's data() may be null
+      std::memcpy(batch_buffer.get() + used, document.data(), document.size());
+    }
     used += document.size();
     batch_buffer[used++] = '\n';
   }

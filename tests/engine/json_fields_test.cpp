@@ -203,7 +203,9 @@ TEST(json_fields_test, random_batches_read_exactly_as_each_document_alone) {
     // Mostly valid batches, some with many broken documents.
     const bool clean = rng.percent(40);
     for (auto& t : texts) t = clean ? random_object(rng) : random_document(rng);
-    const std::vector<std::string_view> views(texts.begin(), texts.end());
+    std::vector<std::string_view> views;
+    // An empty document as a record gives it: no data at all.
+    for (const auto& t : texts) views.push_back(t.empty() ? std::string_view{} : t);
     reader.begin_batch(views);
     const auto skip_percent = rng.below(3) * 30;  // read all, or skip some
     for (std::size_t i = 0; i < views.size(); ++i) {
