@@ -95,8 +95,10 @@ int http_status(errc code) {
     case errc::checksum_mismatch:
     case errc::lsn_gap:
     case errc::corruption:
-    case errc::io_error:
-    case errc::connection_lost: return 500;
+    case errc::io_error: return 500;
+    // Proxied, and the owner's connection dropped with it in flight: done or
+    // not, nobody knows.
+    case errc::connection_lost: return 502;
   }
   return 500;
 }

@@ -66,9 +66,11 @@ const char* reason_phrase(int status) {
     case 409: return "Conflict";
     case 410: return "Gone";
     case 413: return "Payload Too Large";
+    case 421: return "Misdirected Request";
     case 422: return "Unprocessable Content";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
   }

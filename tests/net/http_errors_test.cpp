@@ -3,8 +3,15 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <string>
 
+#include "engine/errors.hpp"
+#include "net/http_api.hpp"
 #include "tests/net/http_fixture.hpp"
 
 namespace annal::testing {
@@ -175,6 +182,55 @@ TEST_F(http_errors_test, errors_found_by_the_http_layer_are_counted) {
   EXPECT_EQ(metrics_.errors[static_cast<std::size_t>(engine::errc::malformed_request)].load(),
             before + 2);
   EXPECT_EQ(metrics_.errors[static_cast<std::size_t>(engine::errc::not_found)].load(), 1u);
+}
+
+// docs/http-api.md's error table: code name -> the statuses it is listed
+// with (unknown_request: 400 from http_status, 405 for a wrong method).
+std::map<std::string, std::set<int>> documented_statuses() {
+  std::ifstream file(std::string(ANNAL_SOURCE_DIR) + "/docs/http-api.md");
+  std::stringstream text;
+  text << file.rdbuf();
+  std::map<std::string, std::set<int>> statuses;
+  std::istringstream lines(text.str());
+  std::string line;
+  bool in_table = false;
+  const std::regex row(R"(^\| (\d{3}) \| ([^|]*) \|)");
+  const std::regex code("`([a-z_]+)`");
+  while (std::getline(lines, line)) {
+    if (line.rfind("| HTTP status | code | when |", 0) == 0) {
+      in_table = true;
+      continue;
+    }
+    if (!in_table) continue;
+    if (line.empty()) break;
+    std::smatch m;
+    if (!std::regex_search(line, m, row)) continue;
+    const int status = std::stoi(m[1]);
+    const std::string codes = m[2];
+    for (std::sregex_iterator it(codes.begin(), codes.end(), code), end; it != end; ++it) {
+      statuses[(*it)[1]].insert(status);
+    }
+  }
+  return statuses;
+}
+
+TEST(http_status_test, every_error_code_has_the_status_the_docs_give) {
+  const auto documented = documented_statuses();
+  ASSERT_GT(documented.size(), 20u) << "the error table of docs/http-api.md was not found";
+  for (int value = 1; value <= static_cast<int>(engine::errc::last_errc); ++value) {
+    const auto code = static_cast<engine::errc>(value);
+    const std::string name = engine::errc_name(code);
+    const auto it = documented.find(name);
+    ASSERT_NE(it, documented.end()) << name << " is not in the table";
+    EXPECT_TRUE(it->second.contains(net::http_status(code)))
+        << name << ": " << net::http_status(code) << " is not a status the table gives it";
+  }
+}
+
+TEST(http_status_test, a_forwarded_request_with_an_unknown_outcome_is_a_bad_gateway) {
+  EXPECT_EQ(net::http_status(engine::errc::connection_lost), 502);
+  // Unlike a node that could not be reached (nothing sent: retry at will).
+  EXPECT_EQ(net::http_status(engine::errc::node_unavailable), 503);
 }
 
 }  // namespace
