@@ -208,12 +208,8 @@ engine::status node::impl::open() {
     read_all(std::move(request), std::move(reply));
   };
   hooks.park = [this](partition_id p, wait_msg m) {
-    auto reply = std::move(m.reply);
-    const auto watch = m.watch;
-    const auto seq = m.seq;
-    const auto from = m.from;
-    const auto deadline = m.deadline;
-    send_to<wait_msg>(p, &reply, watch, seq, from, deadline, std::move(reply));
+    // `m` is moved into the message only once it is sent; else m.reply fails.
+    send_to<wait_msg>(p, &m.reply, std::move(m));
   };
   hooks.after = [this](std::chrono::milliseconds delay, std::function<void()> fire) {
     admission admitted(*this);  // stop() releases timer_ only after every admission
