@@ -51,6 +51,10 @@ void add_server_flags(CLI::App& app, cli::server_options& o, std::string& fsync)
       ->capture_default_str();
   app.add_option("--max-connections", o.max_connections, "Binary-protocol connection limit")
       ->capture_default_str();
+  app.add_option("--http-max-connections", o.http_max_connections,
+                 "HTTP connection limit; more wait in the listen backlog")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
+      ->capture_default_str();
   app.add_option("--query-max-scan", o.node.query.max_events_scanned,
                  "Events one query may scan on this node before it stops (query_too_large)")
       ->check(CLI::PositiveNumber)

@@ -115,6 +115,7 @@ int run_server(const server_options& options) {
   net::http_server_options http_options;
   http_options.node_id = options.node.node_id;
   http_options.admin = &membership;
+  http_options.max_connections = options.http_max_connections;
   net::http_server http(io, handler, node->metrics(), http_options);
 
   auto binary_endpoint = binary.listen(listen_at->host, listen_at->port);

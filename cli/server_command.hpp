@@ -14,7 +14,8 @@ struct server_options {
   std::string listen_address = "127.0.0.1:7071";  // binary protocol
   std::size_t io_threads = 1;                     // asio threads for both servers
   std::uint64_t idle_timeout_seconds = 300;
-  std::size_t max_connections = 1024;
+  std::size_t max_connections = 1024;       // binary protocol
+  std::size_t http_max_connections = 1024;  // HTTP, event streams included
 
   // Cluster (docs/cluster.md). No etcd endpoints: a one-node cluster with an
   // in-process metadata store (dev mode).

@@ -46,7 +46,10 @@ struct spdlog_logger {
   }
 };
 
-using traits = restinio::traits_t<restinio::asio_timer_manager_t, spdlog_logger>;
+struct traits : restinio::traits_t<restinio::asio_timer_manager_t, spdlog_logger> {
+  // max_parallel_connections: at the limit, accepting pauses.
+  static constexpr bool use_connection_count_limiter = true;
+};
 using restinio_server = restinio::http_server_t<traits>;
 
 // RESTinio refuses bodies over its own limit by closing the connection
@@ -215,6 +218,7 @@ engine::result<asio::ip::tcp::endpoint> http_server::listen(const std::string& h
           .address(address)
           .port(port)
           .handle_request_timeout(std::chrono::seconds(60))
+          .max_parallel_connections(std::max<std::size_t>(api->options().max_connections, 1))
           .incoming_http_msg_limits(restinio::incoming_http_msg_limits_t{}.max_body_size(body_limit))
           .acceptor_post_bind_hook(
               [bound](asio::ip::tcp::acceptor& acceptor) { *bound = acceptor.local_endpoint(); })

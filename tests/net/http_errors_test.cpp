@@ -184,6 +184,36 @@ TEST_F(http_errors_test, errors_found_by_the_http_layer_are_counted) {
   EXPECT_EQ(metrics_.errors[static_cast<std::size_t>(engine::errc::not_found)].load(), 1u);
 }
 
+// A server that takes at most two connections.
+class http_connection_limit_test : public http_fixture {
+ protected:
+  net::http_server_options options() const override {
+    auto o = test_options();
+    o.max_connections = 2;
+    return o;
+  }
+};
+
+TEST_F(http_connection_limit_test, connections_over_the_limit_wait_until_one_closes) {
+  ASSERT_EQ(client_->get("/health").status, 200);
+  std::optional<http_client> second(std::in_place, endpoint_);
+  ASSERT_EQ(second->get("/health").status, 200);
+  // The third is not accepted while two are open: its request goes
+  // unanswered (the client gives up and closes after 300 ms).
+  {
+    http_client third(endpoint_, std::chrono::milliseconds(300));
+    EXPECT_THROW(third.get("/health"), std::runtime_error);
+  }
+  // The first two still work.
+  EXPECT_EQ(client_->get("/health").status, 200);
+  EXPECT_EQ(second->get("/health").status, 200);
+  // One closes: a new connection is served (within the client's 30 s).
+  second.reset();
+  http_client fourth(endpoint_);
+  EXPECT_EQ(fourth.get("/health").status, 200);
+  EXPECT_EQ(client_->get("/health").status, 200);
+}
+
 // docs/http-api.md's error table: code name -> the statuses it is listed
 // with (unknown_request: 400 from http_status, 405 for a wrong method).
 std::map<std::string, std::set<int>> documented_statuses() {

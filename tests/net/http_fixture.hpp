@@ -34,9 +34,12 @@ class http_fixture : public ::testing::Test {
     return options;
   }
 
+  // The server's options; a test class may change test_options().
+  virtual net::http_server_options options() const { return test_options(); }
+
   void SetUp() override {
     handler_ = std::make_unique<store_handler>(dir_.path());
-    server_ = std::make_unique<net::http_server>(io_, *handler_, metrics_, test_options());
+    server_ = std::make_unique<net::http_server>(io_, *handler_, metrics_, options());
     auto bound = server_->listen("127.0.0.1", 0);
     ASSERT_TRUE(bound.ok()) << bound.err().message;
     endpoint_ = *bound;
