@@ -17,7 +17,7 @@ bool query_scans::step(engine::partition& partition, std::uint64_t id) {
   auto it = running_.find(id);
   if (it == running_.end()) return false;
   auto& r = it->second;
-  auto done = r.scan.step(partition, k_query_step_bytes, r.budget->limits, r.budget->scanned);
+  auto done = r.scan.step(partition, k_query_step_bytes, r.budget->limits, r.budget->usage);
   if (done && !*done) return true;
   auto reply = std::move(r.reply);
   if (!done) {

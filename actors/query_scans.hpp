@@ -15,7 +15,7 @@ namespace annal::actors {
 // One query's limits, shared by the partitions of a node that scan for it.
 struct query_budget {
   engine::query::scan_limits limits;
-  std::atomic<std::uint64_t> scanned{0};  // events scanned so far, all partitions
+  engine::query::scan_usage usage;  // by all the node's partitions
 };
 
 // The queries a partition actor is scanning. A scan runs in steps of about

@@ -184,9 +184,9 @@ void scan(benchmark::State& state, query (*make)(), std::size_t batch) {
   std::uint64_t rows = 0;
   for (auto _ : state) {
     partition_scan s(*p, part.id(), part.visible_end());
-    std::atomic<std::uint64_t> scanned{0};
+    scan_usage usage;
     while (true) {
-      auto done = s.step(part, k_step_bytes, scan_limits{}, scanned);
+      auto done = s.step(part, k_step_bytes, scan_limits{}, usage);
       if (!done) {
         state.SkipWithError(done.err().message.c_str());
         return;

@@ -140,17 +140,39 @@ struct partition_scan::state {
     }
   }
 
+  static std::uint64_t listed_bytes(const listed_event& e) {
+    return e.stream.size() + e.type.size() + e.data.size() + e.metadata.size();
+  }
+
   void list(std::string_view stream, lsn position, std::uint32_t index, stream_version version,
-            timestamp_us timestamp) {
+            timestamp_us timestamp, const scan_limits& limits, scan_usage& usage) {
     const auto& l = p.listing();
     const auto before = [&](const listed_event& a, const listed_event& b) {
       return listed_before(a, b, l.newest_first);
     };
-    if (candidates.size() >= l.limit) {
+    const bool full = candidates.size() >= l.limit;
+    if (full) {
       // Compare by key before copying anything.
       const auto k = std::make_tuple(timestamp, partition.value(), position.value(), index);
       const auto worst = listing_key(candidates.front());
       if (l.newest_first ? !(worst < k) : !(k < worst)) return;
+    }
+    const std::string_view type =
+        p.type_slot() ? slots[*p.type_slot()].text : to_view(event.getType());
+    const std::uint64_t adding = stream.size() + type.size() + data().size() + metadata().size();
+    const std::uint64_t giving_back = full ? listed_bytes(candidates.front()) : 0;
+    std::uint64_t held = usage.listed_bytes.load(std::memory_order_relaxed);
+    do {
+      if (held + adding - giving_back > limits.max_listed_bytes) {
+        throw error{errc::query_too_large,
+                    fmt::format("the listed events would hold more than {} bytes on this node "
+                                "(stream ids, types, data and metadata); list fewer or smaller "
+                                "events",
+                                limits.max_listed_bytes)};
+      }
+    } while (!usage.listed_bytes.compare_exchange_weak(held, held + adding - giving_back,
+                                                       std::memory_order_relaxed));
+    if (full) {
       std::pop_heap(candidates.begin(), candidates.end(), before);
     } else {
       candidates.emplace_back();
@@ -161,11 +183,7 @@ struct partition_scan::state {
     e.position = position;
     e.index = index;
     e.id = id_of(event);
-    if (p.type_slot()) {
-      e.type.assign(slots[*p.type_slot()].text);
-    } else {
-      e.type.assign(to_view(event.getType()));
-    }
+    e.type.assign(type);
     e.data.assign(data());
     e.metadata.assign(metadata());
     e.version = version;
@@ -176,16 +194,16 @@ struct partition_scan::state {
   // Scans one append-batch record. Throws engine::error for a cap or
   // kj::Exception for an undecodable payload. False when the event budget
   // does not allow this record.
-  bool scan_batch(const record_ref& record, const scan_limits& limits,
-                  std::atomic<std::uint64_t>& scanned_so_far) {
+  bool scan_batch(const record_ref& record, const scan_limits& limits, scan_usage& usage) {
     record_reader reader(record.payload());
     auto batch = reader.append_batch();
     auto events = batch.getEvents();
     const std::uint64_t n = events.size();
-    std::uint64_t before = scanned_so_far.load(std::memory_order_relaxed);
+    std::uint64_t before = usage.events_scanned.load(std::memory_order_relaxed);
     do {
       if (before + n > limits.max_events_scanned) return false;
-    } while (!scanned_so_far.compare_exchange_weak(before, before + n, std::memory_order_relaxed));
+    } while (!usage.events_scanned.compare_exchange_weak(before, before + n,
+                                                         std::memory_order_relaxed));
     result.events_scanned += n;
 
     const timestamp_us timestamp = batch.getTimestampUs();
@@ -230,7 +248,8 @@ struct partition_scan::state {
       }
       if (!pass) continue;
       if (listing) {
-        list(stream, record.header.position, i, stream_version{first + i}, timestamp);
+        list(stream, record.header.position, i, stream_version{first + i}, timestamp, limits,
+             usage);
       } else {
         read_documents(p.result_documents());
         aggregate(timestamp);
@@ -258,7 +277,7 @@ bool partition_scan::finished() const { return s_->done; }
 lsn partition_scan::position() const { return s_->at; }
 
 result<bool> partition_scan::step(partition& p, std::size_t max_bytes, const scan_limits& limits,
-                                  std::atomic<std::uint64_t>& scanned_so_far) {
+                                  scan_usage& usage) {
   state& s = *s_;
   if (s.done) return true;
   const auto timed_out = [&] {
@@ -298,7 +317,7 @@ result<bool> partition_scan::step(partition& p, std::size_t max_bytes, const sca
         }
         s.at = record.header.position;
         if (record.header.type == log_format::record_type::append_batch &&
-            !s.scan_batch(record, limits, scanned_so_far)) {
+            !s.scan_batch(record, limits, usage)) {
           return s.stop(limits, error{errc::query_too_large,
                                       fmt::format("the query would scan more than {} events",
                                                   limits.max_events_scanned)});

@@ -38,6 +38,19 @@ struct scan_limits {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   // At a limit: stop with partial_result::partial instead of failing.
   bool allow_partial = false;
+  // Bytes the candidates of a listing hold over the node's scans of the
+  // query (see k_max_listed_bytes): more is query_too_large, also with
+  // allow_partial (a cap on memory, like the group caps).
+  std::uint64_t max_listed_bytes = k_max_listed_bytes;
+};
+
+// What the node's scans of one query use up together; scans on other
+// threads update it at the same time.
+struct scan_usage {
+  // Events of the append records walked, matching or not.
+  std::atomic<std::uint64_t> events_scanned{0};
+  // Bytes held by listing candidates (a replaced candidate gives its back).
+  std::atomic<std::uint64_t> listed_bytes{0};
 };
 
 // Bytes of records fetched from the partition log per read.
@@ -53,22 +66,22 @@ class partition_scan {
   partition_scan& operator=(partition_scan&&) noexcept;
 
   // Scans records worth about `max_bytes` more (at least one record), adding
-  // their events to `scanned_so_far`, the budget shared by the node's scans
-  // of this query (scans on other threads add to it at the same time: a
-  // record's events are reserved with one compare-and-swap, so the total
-  // never passes the limit). A record whose events would take
-  // `scanned_so_far` past limits.max_events_scanned is not scanned; the
-  // deadline is checked at each step and every
+  // their events to usage.events_scanned and listed events' bytes to
+  // usage.listed_bytes, shared by the node's scans of this query (a record's
+  // events and a candidate's bytes are reserved with one compare-and-swap
+  // each, so the totals never pass their limits). A record whose events
+  // would take usage.events_scanned past limits.max_events_scanned is not
+  // scanned; the deadline is checked at each step and every
   // k_scan_read_bytes.
   // Returns true when the scan is finished: `end` reached, or a limit hit
   // with allow_partial (the result is then partial and stops at that record).
   // Errors: query_too_large (events scanned, without allow_partial; or a
-  // group / distinct-value cap of plan.hpp), query_timeout (without
+  // group / distinct-value / listed-bytes cap), query_timeout (without
   // allow_partial), corruption and io errors from the log. After an error
   // the scan must not be stepped again.
   // Requires: `p` is the partition given to the constructor.
   result<bool> step(partition& p, std::size_t max_bytes, const scan_limits& limits,
-                    std::atomic<std::uint64_t>& scanned_so_far);
+                    scan_usage& usage);
 
   bool finished() const;
   // The next lsn to scan.

@@ -32,6 +32,11 @@ inline constexpr std::size_t k_max_groups = 100'000;
 inline constexpr std::size_t k_max_distinct_values = 1'000'000;
 // The N of `first N` / `last N`.
 inline constexpr std::uint32_t k_max_listed_events = 100'000;
+// Bytes of the events a listing's candidates hold (stream id, type, data and
+// metadata), over the node's scans of one query: 10,000 events of up to
+// 1 MiB each must not fill the node's memory. The default of
+// scan_limits::max_listed_bytes.
+inline constexpr std::uint64_t k_max_listed_bytes = 64u << 20;
 
 // The category of a stream: its id up to the first '-', or the whole id when
 // it has none.

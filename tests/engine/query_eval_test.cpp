@@ -664,9 +664,9 @@ class query_eval_test : public store_fixture {
     for (std::uint32_t i = 0; i < st().partition_count(); ++i) {
       auto& part = *must(st().get(partition_id{i}), "get");
       partition_scan scan(p, partition_id{i}, part.visible_end());
-      std::atomic<std::uint64_t> scanned{0};
+      scan_usage usage;
       for (int steps = 0;; ++steps) {
-        auto done = scan.step(part, rng.between(1, max_step), scan_limits{}, scanned);
+        auto done = scan.step(part, rng.between(1, max_step), scan_limits{}, usage);
         if (!done) throw std::runtime_error("step: " + done.err().message);
         if (*done) break;
         if (steps > 1'000'000) throw std::runtime_error("the scan does not finish");
@@ -979,12 +979,12 @@ class query_limits_test : public query_eval_test {
   engine::result<query_answer> scan_with(const query& q, const scan_limits& limits) {
     auto p = must(plan::compile(q), "compile");
     partial_result merged;
-    std::atomic<std::uint64_t> scanned{0};
+    scan_usage usage;
     for (std::uint32_t i = 0; i < st().partition_count(); ++i) {
       auto& part = *must(st().get(partition_id{i}), "get");
       partition_scan scan(p, partition_id{i}, part.visible_end());
       while (true) {
-        auto done = scan.step(part, 512, limits, scanned);
+        auto done = scan.step(part, 512, limits, usage);
         if (!done) return done.err();
         if (*done) break;
       }
@@ -1053,11 +1053,11 @@ TEST_F(query_limits_test, scan_stops_at_its_end_and_ignores_later_appends) {
   auto& part = partition_of("orders-1");
   const lsn end = part.visible_end();
   partition_scan scan(p, part.id(), end);
-  std::atomic<std::uint64_t> scanned{0};
-  ASSERT_FALSE(*scan.step(part, 1, scan_limits{}, scanned));
+  scan_usage usage;
+  ASSERT_FALSE(*scan.step(part, 1, scan_limits{}, usage));
   must(append("orders-1", expected_version::any(), fresh_events(3)), "append");
   must(st().sync(), "sync");
-  while (!*scan.step(part, 1000, scan_limits{}, scanned)) {
+  while (!*scan.step(part, 1000, scan_limits{}, usage)) {
   }
   auto r = scan.take();
   EXPECT_EQ(r.positions.front().second, end);
@@ -1129,6 +1129,71 @@ TEST_F(query_limits_test, group_cap_in_a_scan_is_query_too_large) {
   auto ok = scan_with(q, scan_limits{});
   ASSERT_TRUE(ok) << ok.err().message;
   EXPECT_EQ(std::get<result_table>(ok->body).rows.size(), k_max_groups);
+}
+
+TEST_F(query_limits_test, listed_bytes_over_the_cap_are_query_too_large) {
+  // 200 events of about 1 KiB in one stream.
+  std::vector<engine::event_input> events;
+  const std::string pad(1000, 'p');
+  for (std::uint64_t i = 0; i < 200; ++i) {
+    events.push_back(annal::testing::make_event(
+        2'000'000 + i, "Big", "{\"i\":" + std::to_string(i) + ",\"pad\":\"" + pad + "\"}"));
+  }
+  must(append("big-1", expected_version::any(), events), "append");
+  must(st().sync(), "sync");
+  auto q = listing_query(100, true);
+  q.from = source{source::kind::stream, "big-1"};
+
+  // 100 candidates of about 1 KiB each: over 50 KiB, under 200 KiB.
+  scan_limits tight;
+  tight.max_listed_bytes = 50 * 1024;
+  auto r = scan_with(q, tight);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.err().code, errc::query_too_large);
+  EXPECT_NE(r.err().message.find("51200 bytes"), std::string::npos) << r.err().message;
+  // Also with allow_partial: the cap bounds memory.
+  tight.allow_partial = true;
+  r = scan_with(q, tight);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.err().code, errc::query_too_large);
+
+  scan_limits roomy;
+  roomy.max_listed_bytes = 200 * 1024;
+  auto ok = scan_with(q, roomy);
+  ASSERT_TRUE(ok) << ok.err().message;
+  const auto& listed = std::get<std::vector<listed_event>>(ok->body);
+  ASSERT_EQ(listed.size(), 100u);
+  EXPECT_NE(listed.front().data.find("\"i\":199,"), std::string::npos) << listed.front().data;
+}
+
+TEST_F(query_limits_test, replaced_candidates_give_their_bytes_back) {
+  // 2,000 events of about 1 KiB (2 MB) listed 10 at a time: at most 10 held.
+  const std::string pad(1000, 'p');
+  for (std::uint64_t b = 0; b < 20; ++b) {
+    std::vector<engine::event_input> events;
+    for (std::uint64_t i = 0; i < 100; ++i) {
+      const auto n = b * 100 + i;
+      events.push_back(annal::testing::make_event(
+          3'000'000 + n, "Big", "{\"i\":" + std::to_string(n) + ",\"pad\":\"" + pad + "\"}"));
+    }
+    must(append("big-2", expected_version::any(), events), "append");
+  }
+  must(st().sync(), "sync");
+  // Newest first: each event scanned replaces the oldest candidate.
+  auto q = listing_query(10, true);
+  q.from = source{source::kind::stream, "big-2"};
+  scan_limits limits;
+  limits.max_listed_bytes = 12 * 1024;  // 10 candidates, not 11
+  auto ok = scan_with(q, limits);
+  ASSERT_TRUE(ok) << ok.err().message;
+  const auto& listed = std::get<std::vector<listed_event>>(ok->body);
+  ASSERT_EQ(listed.size(), 10u);
+  EXPECT_NE(listed.front().data.find("\"i\":1999,"), std::string::npos) << listed.front().data;
+  EXPECT_NE(listed.back().data.find("\"i\":1990,"), std::string::npos) << listed.back().data;
+  q.result = event_listing{12, true};
+  auto over = scan_with(q, limits);
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.err().code, errc::query_too_large);
 }
 
 // ------------------------------------------------------------ plans and sketches

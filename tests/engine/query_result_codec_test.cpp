@@ -107,8 +107,8 @@ class query_result_codec_test : public store_fixture {
     for (std::uint32_t i = 0; i < st().partition_count(); ++i) {
       auto& part = *must(st().get(partition_id{i}), "get");
       partition_scan s(p, partition_id{i}, part.visible_end());
-      std::atomic<std::uint64_t> scanned{0};
-      while (!must(s.step(part, 4096, scan_limits{}, scanned), "step")) {
+      scan_usage usage;
+      while (!must(s.step(part, 4096, scan_limits{}, usage), "step")) {
       }
       parts.push_back(s.take());
     }
