@@ -16,6 +16,9 @@
 namespace annal::engine::query {
 namespace {
 
+// The listed-bytes budget is taken by a scan in chunks of at least this much.
+constexpr std::uint64_t k_listed_bytes_chunk = 64u << 10;
+
 // floor(t / bucket) * bucket, also for t < 0.
 timestamp_us bucket_start(timestamp_us t, std::int64_t bucket) {
   timestamp_us q = t / bucket;
@@ -42,6 +45,9 @@ struct partition_scan::state {
   std::uint32_t only_group = string_index::npos;  // the group when there are no key columns
   // Listing: a heap whose top is the candidate that comes last in the answer.
   std::vector<listed_event> candidates;
+  // Bytes the candidates hold (listed_bytes of each), and the part of the
+  // query's listed-bytes budget this scan has taken (never less).
+  std::uint64_t listed_held = 0, listed_reserved = 0;
 
   // The record being looked at. batched: its data documents are read with
   // json_fields::read_batched (batch_data holds them).
@@ -140,6 +146,27 @@ struct partition_scan::state {
     }
   }
 
+  // Takes at least `more` bytes from the query's listed-bytes budget into
+  // listed_reserved: a chunk if it fits, so that scans on other threads
+  // rarely meet on the shared counter. Throws query_too_large if `more`
+  // does not fit.
+  void reserve_listed_bytes(std::uint64_t more, const scan_limits& limits, scan_usage& usage) {
+    std::uint64_t used = usage.listed_bytes.load(std::memory_order_relaxed);
+    std::uint64_t take;
+    do {
+      if (used + more > limits.max_listed_bytes) {
+        throw error{errc::query_too_large,
+                    fmt::format("the listed events would hold more than {} bytes on this node "
+                                "(stream ids, types, data and metadata); list fewer or smaller "
+                                "events",
+                                limits.max_listed_bytes)};
+      }
+      take = std::min(std::max(more, k_listed_bytes_chunk), limits.max_listed_bytes - used);
+    } while (!usage.listed_bytes.compare_exchange_weak(used, used + take,
+                                                       std::memory_order_relaxed));
+    listed_reserved += take;
+  }
+
   static std::uint64_t listed_bytes(const listed_event& e) {
     return e.stream.size() + e.type.size() + e.data.size() + e.metadata.size();
   }
@@ -161,17 +188,10 @@ struct partition_scan::state {
         p.type_slot() ? slots[*p.type_slot()].text : to_view(event.getType());
     const std::uint64_t adding = stream.size() + type.size() + data().size() + metadata().size();
     const std::uint64_t giving_back = full ? listed_bytes(candidates.front()) : 0;
-    std::uint64_t held = usage.listed_bytes.load(std::memory_order_relaxed);
-    do {
-      if (held + adding - giving_back > limits.max_listed_bytes) {
-        throw error{errc::query_too_large,
-                    fmt::format("the listed events would hold more than {} bytes on this node "
-                                "(stream ids, types, data and metadata); list fewer or smaller "
-                                "events",
-                                limits.max_listed_bytes)};
-      }
-    } while (!usage.listed_bytes.compare_exchange_weak(held, held + adding - giving_back,
-                                                       std::memory_order_relaxed));
+    if (listed_held + adding - giving_back > listed_reserved) {
+      reserve_listed_bytes(listed_held + adding - giving_back - listed_reserved, limits, usage);
+    }
+    listed_held = listed_held + adding - giving_back;
     if (full) {
       std::pop_heap(candidates.begin(), candidates.end(), before);
     } else {

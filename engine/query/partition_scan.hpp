@@ -49,7 +49,9 @@ struct scan_limits {
 struct scan_usage {
   // Events of the append records walked, matching or not.
   std::atomic<std::uint64_t> events_scanned{0};
-  // Bytes held by listing candidates (a replaced candidate gives its back).
+  // Bytes of the listed-bytes budget taken: by the scans' candidates, which
+  // take it in chunks of 64 KiB (or what is left) and keep it; a candidate
+  // pushed out makes room in its scan's chunk.
   std::atomic<std::uint64_t> listed_bytes{0};
 };
 

@@ -1183,7 +1183,8 @@ TEST_F(query_limits_test, replaced_candidates_give_their_bytes_back) {
   auto q = listing_query(10, true);
   q.from = source{source::kind::stream, "big-2"};
   scan_limits limits;
-  limits.max_listed_bytes = 12 * 1024;  // 10 candidates, not 11
+  // Each candidate holds about 1,025 bytes: 10 fit, 12 do not.
+  limits.max_listed_bytes = 11 * 1024;
   auto ok = scan_with(q, limits);
   ASSERT_TRUE(ok) << ok.err().message;
   const auto& listed = std::get<std::vector<listed_event>>(ok->body);
