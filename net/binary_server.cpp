@@ -647,6 +647,25 @@ class connection : public std::enable_shared_from_this<connection> {
     auto out = message.initRoot<wire::Response>();
     out.setId(id);
     fill(out);
+    const std::size_t bytes = capnp::computeSerializedSizeInWords(message) * sizeof(capnp::word);
+    if (bytes > core_->options.max_frame_bytes) return oversized_reply(id, bytes);
+    append_frame(out_, message);
+  }
+
+  // The frame limit holds both ways: a reply that would not fit (a query
+  // answer listing large events; reads and pages are cut to fit) is
+  // answered with frame_too_large instead. The connection goes on.
+  void oversized_reply(std::uint64_t id, std::size_t bytes) {
+    const engine::error e{
+        errc::frame_too_large,
+        fmt::format("the reply would take {} bytes, over the frame limit of {} bytes; ask for "
+                    "less (fewer or smaller events)",
+                    bytes, core_->options.max_frame_bytes)};
+    core_->metrics.count_error(e.code);
+    capnp::MallocMessageBuilder message;  // not reply_scratch_: the oversized one may use it
+    auto out = message.initRoot<wire::Response>();
+    out.setId(id);
+    wire_codec::encode_error(out.initError(), e);
     append_frame(out_, message);
   }
 

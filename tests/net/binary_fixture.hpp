@@ -94,6 +94,10 @@ class held_handler final : public actors::request_handler {
   void stats(actors::reply_fn<std::vector<actors::partition_stats>> f) override {
     inner_.stats(wrap(std::move(f)));
   }
+  void query(actors::query_request r,
+             actors::reply_fn<engine::query::partial_result> f) override {
+    inner_.query(std::move(r), wrap(std::move(f)));
+  }
 
  private:
   template <class T>
@@ -104,7 +108,9 @@ class held_handler final : public actors::request_handler {
         lock.unlock();
         return f(std::move(r));
       }
-      held_.push_back([f, r = std::move(r)] { f(r); });
+      // Shared: std::function needs a copyable callable; results may be move-only.
+      auto held = std::make_shared<engine::result<T>>(std::move(r));
+      held_.push_back([f, held] { f(std::move(*held)); });
     };
   }
 

@@ -252,6 +252,34 @@ TEST_F(binary_server_test, read_all_pages_fit_the_frame_limit) {
   EXPECT_GT(pages, 3);
 }
 
+TEST_F(binary_server_test, a_reply_over_the_frame_limit_is_frame_too_large) {
+  net::binary_server_options options;
+  options.max_frame_bytes = 64u << 10;
+  start(options);
+  auto c = client::client::connect(options_for(server_->port()));
+  ASSERT_TRUE(c) << c.err().message;
+  for (std::uint64_t i = 0; i < 4; ++i) {
+    auto r = (*c)->append({"big-" + std::to_string(i),
+                           engine::expected_version::any(),
+                           {make_event(200 + i, "big", std::string(30000, 'x'))}});
+    ASSERT_TRUE(r) << r.err().message;
+  }
+  // Four events of 30 KB: about 120 KB of answer, over the 64 KiB frame.
+  auto over = (*c)->query("from $all where type = 'big' | last 4");
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.err().code, errc::frame_too_large);
+  EXPECT_NE(over.err().message.find("over the frame limit of 65536 bytes"), std::string::npos)
+      << over.err().message;
+  EXPECT_EQ(server_->metrics().errors[static_cast<std::size_t>(errc::frame_too_large)].load(), 1u);
+  // The connection goes on; an answer that fits arrives whole.
+  auto fits = (*c)->query("from $all where type = 'big' | last 1");
+  ASSERT_TRUE(fits) << fits.err().message;
+  const auto& listed = std::get<std::vector<engine::query::listed_event>>(fits->body);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed.front().data.size(), 30000u);
+  EXPECT_EQ(listed.front().stream, "big-3");
+}
+
 TEST_F(binary_server_test, invalid_stream_ids_get_invalid_stream_id) {
   start();
   raw_peer peer(server_->port());

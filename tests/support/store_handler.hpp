@@ -6,6 +6,9 @@
 
 #include "actors/requests.hpp"
 #include "actors/uuid.hpp"
+#include "engine/query/partial_result.hpp"
+#include "engine/query/partition_scan.hpp"
+#include "engine/query/plan.hpp"
 #include "engine/store.hpp"
 
 // A synchronous request_handler over a real engine::store (fsync=none) in a
@@ -125,6 +128,38 @@ class store_handler final : public actors::request_handler {
     }
     reply(actors::merge_read_all(std::move(parts), std::move(request.from), request.limit,
                                  request.max_bytes));
+  }
+
+  // As a node does: every requested partition scanned to its visible end,
+  // with the default limits, then one merge.
+  void query(actors::query_request request,
+             actors::reply_fn<engine::query::partial_result> reply) override {
+    std::lock_guard lock(mu_);
+    auto plan = engine::query::plan::compile(std::move(request.query));
+    if (!plan) return reply(plan.err());
+    if (request.partitions.empty()) {
+      for (std::uint32_t p = 0; p < store_->partition_count(); ++p) {
+        request.partitions.emplace_back(p);
+      }
+    }
+    engine::query::scan_limits limits;
+    limits.allow_partial = request.allow_partial;
+    engine::query::scan_usage usage;
+    engine::query::partial_result merged;
+    for (const auto p : request.partitions) {
+      auto partition = store_->get(p);
+      if (!partition) return reply(partition.err());
+      engine::query::partition_scan scan(*plan, p, (*partition)->visible_end());
+      for (;;) {
+        auto done = scan.step(**partition, 1u << 20, limits, usage);
+        if (!done) return reply(done.err());
+        if (*done) break;
+      }
+      if (auto merged_ok = engine::query::merge(merged, scan.take(), **plan); !merged_ok) {
+        return reply(merged_ok.err());
+      }
+    }
+    reply(std::move(merged));
   }
 
   void stats(actors::reply_fn<std::vector<actors::partition_stats>> reply) override {
