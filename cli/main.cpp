@@ -52,7 +52,7 @@ void add_server_flags(CLI::App& app, cli::server_options& o, std::string& fsync)
   app.add_option("--max-connections", o.max_connections, "Binary-protocol connection limit")
       ->capture_default_str();
   app.add_option("--http-max-connections", o.http_max_connections,
-                 "HTTP connection limit; more wait in the listen backlog")
+                 "HTTP connection limit; more are closed at once")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
       ->capture_default_str();
   app.add_option("--query-max-scan", o.node.query.max_events_scanned,

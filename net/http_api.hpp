@@ -33,8 +33,8 @@ struct http_server_options {
   // GET /subscribe (server-sent events): a comment line this often keeps
   // proxies and clients from timing the stream out.
   std::chrono::milliseconds sse_heartbeat{15000};
-  // Open connections, event streams included. At the limit the server stops
-  // accepting: new connections wait in the listen backlog until one closes.
+  // Open connections, event streams included. Over the limit a new
+  // connection is closed as soon as it is accepted, without a reply.
   std::size_t max_connections = 1024;
 };
 

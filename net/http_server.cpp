@@ -46,9 +46,39 @@ struct spdlog_logger {
   }
 };
 
+// Open connections, counted by RESTinio's connection-state notices and
+// checked for each accepted socket: over the limit it is closed at once.
+// (RESTinio's own connection-count limiter pauses accepting instead, but its
+// connections point back at it, and those abandoned in the io_context when
+// it stops outlive it.) Shared by every connection: it lives until the last.
+struct connection_gate {
+  explicit connection_gate(std::size_t limit) : limit(limit) {}
+
+  // The ip_blocker.
+  restinio::ip_blocker::inspection_result_t inspect(
+      const restinio::ip_blocker::incoming_info_t& incoming) noexcept {
+    if (open.load(std::memory_order_acquire) < limit) return restinio::ip_blocker::allow();
+    spdlog::debug("http: {} connections open: closing the one from {}", limit,
+                  incoming.remote_endpoint().address().to_string());
+    return restinio::ip_blocker::deny();
+  }
+  // The connection-state listener.
+  void state_changed(const restinio::connection_state::notice_t& notice) noexcept {
+    const auto& cause = notice.cause();
+    if (restinio::holds_alternative<restinio::connection_state::accepted_t>(cause)) {
+      open.fetch_add(1, std::memory_order_acq_rel);
+    } else if (restinio::holds_alternative<restinio::connection_state::closed_t>(cause)) {
+      open.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+
+  const std::size_t limit;
+  std::atomic<std::size_t> open{0};
+};
+
 struct traits : restinio::traits_t<restinio::asio_timer_manager_t, spdlog_logger> {
-  // max_parallel_connections: at the limit, accepting pauses.
-  static constexpr bool use_connection_count_limiter = true;
+  using ip_blocker_t = connection_gate;
+  using connection_state_listener_t = connection_gate;
 };
 using restinio_server = restinio::http_server_t<traits>;
 
@@ -213,12 +243,15 @@ engine::result<asio::ip::tcp::endpoint> http_server::listen(const std::string& h
   auto* handler = &impl_->handler;
   auto* metrics = &impl_->metrics;
   const std::size_t body_limit = api->options().max_body_bytes + k_body_slack;
+  auto gate =
+      std::make_shared<connection_gate>(std::max<std::size_t>(api->options().max_connections, 1));
   auto settings =
       restinio::server_settings_t<traits>{}
           .address(address)
           .port(port)
           .handle_request_timeout(std::chrono::seconds(60))
-          .max_parallel_connections(std::max<std::size_t>(api->options().max_connections, 1))
+          .ip_blocker(gate)
+          .connection_state_listener(gate)
           .incoming_http_msg_limits(restinio::incoming_http_msg_limits_t{}.max_body_size(body_limit))
           .acceptor_post_bind_hook(
               [bound](asio::ip::tcp::acceptor& acceptor) { *bound = acceptor.local_endpoint(); })
