@@ -992,6 +992,33 @@ class query_limits_test : public query_eval_test {
     }
     return finish(std::move(merged), *p);
   }
+
+  // `count` events of about 1 KiB ({"i":n,"pad":"ppp..."}, n from 0) in
+  // `stream`, in batches of 100, with event ids from `first_id` on.
+  void append_big(const std::string& stream, std::uint64_t first_id, std::uint64_t count) {
+    const std::string pad(1000, 'p');
+    std::vector<engine::event_input> events;
+    for (std::uint64_t n = 0; n < count; ++n) {
+      events.push_back(annal::testing::make_event(
+          first_id + n, "Big", "{\"i\":" + std::to_string(n) + ",\"pad\":\"" + pad + "\"}"));
+      if (events.size() == 100 || n + 1 == count) {
+        must(append(stream, expected_version::any(), events), "append");
+        events.clear();
+      }
+    }
+    must(st().sync(), "sync");
+  }
+
+  // `last n` of `stream`, with listed bytes capped at `max_listed_bytes`.
+  engine::result<query_answer> last_of(const std::string& stream, std::uint32_t n,
+                                       std::uint64_t max_listed_bytes, bool allow_partial = false) {
+    auto q = listing_query(n, true);
+    q.from = source{source::kind::stream, stream};
+    scan_limits limits;
+    limits.max_listed_bytes = max_listed_bytes;
+    limits.allow_partial = allow_partial;
+    return scan_with(q, limits);
+  }
 };
 
 TEST_F(query_limits_test, too_many_events_scanned_is_query_too_large) {
@@ -1132,34 +1159,18 @@ TEST_F(query_limits_test, group_cap_in_a_scan_is_query_too_large) {
 }
 
 TEST_F(query_limits_test, listed_bytes_over_the_cap_are_query_too_large) {
-  // 200 events of about 1 KiB in one stream.
-  std::vector<engine::event_input> events;
-  const std::string pad(1000, 'p');
-  for (std::uint64_t i = 0; i < 200; ++i) {
-    events.push_back(annal::testing::make_event(
-        2'000'000 + i, "Big", "{\"i\":" + std::to_string(i) + ",\"pad\":\"" + pad + "\"}"));
-  }
-  must(append("big-1", expected_version::any(), events), "append");
-  must(st().sync(), "sync");
-  auto q = listing_query(100, true);
-  q.from = source{source::kind::stream, "big-1"};
-
+  append_big("big-1", 2'000'000, 200);
   // 100 candidates of about 1 KiB each: over 50 KiB, under 200 KiB.
-  scan_limits tight;
-  tight.max_listed_bytes = 50 * 1024;
-  auto r = scan_with(q, tight);
+  auto r = last_of("big-1", 100, 50 * 1024);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().code, errc::query_too_large);
   EXPECT_NE(r.err().message.find("51200 bytes"), std::string::npos) << r.err().message;
   // Also with allow_partial: the cap bounds memory.
-  tight.allow_partial = true;
-  r = scan_with(q, tight);
+  r = last_of("big-1", 100, 50 * 1024, true);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().code, errc::query_too_large);
 
-  scan_limits roomy;
-  roomy.max_listed_bytes = 200 * 1024;
-  auto ok = scan_with(q, roomy);
+  auto ok = last_of("big-1", 100, 200 * 1024);
   ASSERT_TRUE(ok) << ok.err().message;
   const auto& listed = std::get<std::vector<listed_event>>(ok->body);
   ASSERT_EQ(listed.size(), 100u);
@@ -1168,31 +1179,16 @@ TEST_F(query_limits_test, listed_bytes_over_the_cap_are_query_too_large) {
 
 TEST_F(query_limits_test, replaced_candidates_give_their_bytes_back) {
   // 2,000 events of about 1 KiB (2 MB) listed 10 at a time: at most 10 held.
-  const std::string pad(1000, 'p');
-  for (std::uint64_t b = 0; b < 20; ++b) {
-    std::vector<engine::event_input> events;
-    for (std::uint64_t i = 0; i < 100; ++i) {
-      const auto n = b * 100 + i;
-      events.push_back(annal::testing::make_event(
-          3'000'000 + n, "Big", "{\"i\":" + std::to_string(n) + ",\"pad\":\"" + pad + "\"}"));
-    }
-    must(append("big-2", expected_version::any(), events), "append");
-  }
-  must(st().sync(), "sync");
-  // Newest first: each event scanned replaces the oldest candidate.
-  auto q = listing_query(10, true);
-  q.from = source{source::kind::stream, "big-2"};
-  scan_limits limits;
-  // Each candidate holds about 1,025 bytes: 10 fit, 12 do not.
-  limits.max_listed_bytes = 11 * 1024;
-  auto ok = scan_with(q, limits);
+  append_big("big-2", 3'000'000, 2000);
+  // Newest first: each event scanned replaces the oldest candidate. Each
+  // holds about 1,025 bytes: 10 fit in 11 KiB, 12 do not.
+  auto ok = last_of("big-2", 10, 11 * 1024);
   ASSERT_TRUE(ok) << ok.err().message;
   const auto& listed = std::get<std::vector<listed_event>>(ok->body);
   ASSERT_EQ(listed.size(), 10u);
   EXPECT_NE(listed.front().data.find("\"i\":1999,"), std::string::npos) << listed.front().data;
   EXPECT_NE(listed.back().data.find("\"i\":1990,"), std::string::npos) << listed.back().data;
-  q.result = event_listing{12, true};
-  auto over = scan_with(q, limits);
+  auto over = last_of("big-2", 12, 11 * 1024);
   ASSERT_FALSE(over);
   EXPECT_EQ(over.err().code, errc::query_too_large);
 }

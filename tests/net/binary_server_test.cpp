@@ -29,6 +29,23 @@ class binary_server_test : public ::testing::Test {
     ASSERT_TRUE(acked) << acked.err().message;
   }
 
+  // `count` streams "big-<i>" of one event of `bytes` bytes of data each
+  // (event ids from `first_id`), appended over a client of the server's.
+  // The client, for more requests.
+  std::unique_ptr<client::client> append_big(std::uint64_t count, std::size_t bytes,
+                                             std::uint64_t first_id) {
+    auto c = client::client::connect(options_for(server_->port()));
+    EXPECT_TRUE(c) << c.err().message;
+    if (!c) return nullptr;
+    for (std::uint64_t i = 0; i < count; ++i) {
+      auto r = (*c)->append({"big-" + std::to_string(i),
+                             engine::expected_version::any(),
+                             {make_event(first_id + i, "big", std::string(bytes, 'x'))}});
+      EXPECT_TRUE(r) << r.err().message;
+    }
+    return std::move(c).value();
+  }
+
   // After damage on another connection: a new connection works and the
   // append acknowledged before is still readable.
   void expect_node_healthy() {
@@ -212,14 +229,7 @@ TEST_F(binary_server_test, read_all_pages_fit_the_frame_limit) {
   net::binary_server_options options;
   options.max_frame_bytes = 64u << 10;
   start(options);
-  auto c = client::client::connect(options_for(server_->port()));
-  ASSERT_TRUE(c) << c.err().message;
-  for (std::uint64_t i = 0; i < 30; ++i) {
-    auto r = (*c)->append({"big-" + std::to_string(i),
-                           engine::expected_version::any(),
-                           {make_event(100 + i, "big", std::string(8000, 'x'))}});
-    ASSERT_TRUE(r) << r.err().message;
-  }
+  ASSERT_TRUE(append_big(30, 8000, 100));
   raw_peer peer(server_->port());
   peer.handshake();
   std::vector<std::uint64_t> from;
@@ -256,23 +266,17 @@ TEST_F(binary_server_test, a_reply_over_the_frame_limit_is_frame_too_large) {
   net::binary_server_options options;
   options.max_frame_bytes = 64u << 10;
   start(options);
-  auto c = client::client::connect(options_for(server_->port()));
-  ASSERT_TRUE(c) << c.err().message;
-  for (std::uint64_t i = 0; i < 4; ++i) {
-    auto r = (*c)->append({"big-" + std::to_string(i),
-                           engine::expected_version::any(),
-                           {make_event(200 + i, "big", std::string(30000, 'x'))}});
-    ASSERT_TRUE(r) << r.err().message;
-  }
+  auto c = append_big(4, 30000, 200);
+  ASSERT_TRUE(c);
   // Four events of 30 KB: about 120 KB of answer, over the 64 KiB frame.
-  auto over = (*c)->query("from $all where type = 'big' | last 4");
+  auto over = c->query("from $all where type = 'big' | last 4");
   ASSERT_FALSE(over);
   EXPECT_EQ(over.err().code, errc::frame_too_large);
   EXPECT_NE(over.err().message.find("over the frame limit of 65536 bytes"), std::string::npos)
       << over.err().message;
   EXPECT_EQ(server_->metrics().errors[static_cast<std::size_t>(errc::frame_too_large)].load(), 1u);
   // The connection goes on; an answer that fits arrives whole.
-  auto fits = (*c)->query("from $all where type = 'big' | last 1");
+  auto fits = c->query("from $all where type = 'big' | last 1");
   ASSERT_TRUE(fits) << fits.err().message;
   const auto& listed = std::get<std::vector<engine::query::listed_event>>(fits->body);
   ASSERT_EQ(listed.size(), 1u);
