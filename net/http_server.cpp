@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <restinio/all.hpp>
+#include <unordered_set>
 
 #include "net/http_subscribe.hpp"
 #include "net/json_codec.hpp"
@@ -57,23 +58,29 @@ struct connection_gate {
   // The ip_blocker.
   restinio::ip_blocker::inspection_result_t inspect(
       const restinio::ip_blocker::incoming_info_t& incoming) noexcept {
-    if (open.load(std::memory_order_acquire) < limit) return restinio::ip_blocker::allow();
+    {
+      std::lock_guard lock(mu);
+      if (open.size() < limit) return restinio::ip_blocker::allow();
+    }
     spdlog::debug("http: {} connections open: closing the one from {}", limit,
                   incoming.remote_endpoint().address().to_string());
     return restinio::ip_blocker::deny();
   }
-  // The connection-state listener.
+  // The connection-state listener. By connection id, so that a connection
+  // reported closed twice is not counted out twice.
   void state_changed(const restinio::connection_state::notice_t& notice) noexcept {
     const auto& cause = notice.cause();
+    std::lock_guard lock(mu);
     if (restinio::holds_alternative<restinio::connection_state::accepted_t>(cause)) {
-      open.fetch_add(1, std::memory_order_acq_rel);
+      open.insert(notice.connection_id());
     } else if (restinio::holds_alternative<restinio::connection_state::closed_t>(cause)) {
-      open.fetch_sub(1, std::memory_order_acq_rel);
+      open.erase(notice.connection_id());
     }
   }
 
   const std::size_t limit;
-  std::atomic<std::size_t> open{0};
+  std::mutex mu;
+  std::unordered_set<restinio::connection_id_t> open;  // guarded by mu
 };
 
 struct traits : restinio::traits_t<restinio::asio_timer_manager_t, spdlog_logger> {

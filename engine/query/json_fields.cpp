@@ -223,9 +223,7 @@ void json_fields::impl::start_chunk(std::size_t first) {
   std::memcpy(batch_buffer.get() + used, k_sentinel.data(), k_sentinel.size());
   used += k_sentinel.size();
   std::memset(batch_buffer.get() + used, 0, simdjson::SIMDJSON_PADDING);
-  chunk_usable = !batch_parser
-                      .iterate_many(batch_buffer.get(), used, k_batch_window)
-                      .get(stream);
+  chunk_usable = !batch_parser.iterate_many(batch_buffer.get(), used, k_batch_window).get(stream);
   if (!chunk_usable) return;
   stream_at = stream.begin();
   stream_index = first;
