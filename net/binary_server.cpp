@@ -647,9 +647,14 @@ class connection : public std::enable_shared_from_this<connection> {
     auto out = message.initRoot<wire::Response>();
     out.setId(id);
     fill(out);
-    const std::size_t bytes = capnp::computeSerializedSizeInWords(message) * sizeof(capnp::word);
-    if (bytes > core_->options.max_frame_bytes) return oversized_reply(id, bytes);
+    // Measured as framed, like the client's check of its requests.
+    const std::size_t start = out_.size();
     append_frame(out_, message);
+    const std::size_t bytes = out_.size() - start - k_frame_header_bytes;
+    if (bytes > core_->options.max_frame_bytes) {
+      out_.resize(start);
+      oversized_reply(id, bytes);
+    }
   }
 
   // The frame limit holds both ways: a reply that would not fit (a query

@@ -49,8 +49,10 @@ struct partition_scan::state {
   // query's listed-bytes budget this scan has taken (never less).
   std::uint64_t listed_held = 0, listed_reserved = 0;
 
-  // The record being looked at. batched: its data documents are read with
-  // json_fields::read_batched (batch_data holds them).
+  // Every event past the record filters has its data document read: a
+  // record's documents are then read as a batch (batch_data holds them).
+  const bool batched_data;
+  // The record being looked at. batched: batched_data and more than one event.
   bool batched = false;
   std::vector<std::string_view> batch_data;
   // The event being looked at: events[event_index].
@@ -61,7 +63,11 @@ struct partition_scan::state {
   bool data_fetched = false, metadata_fetched = false;
 
   state(std::shared_ptr<const plan> pp, partition_id id, lsn e)
-      : plan_ptr(std::move(pp)), p(*plan_ptr), partition(id), end(e) {
+      : plan_ptr(std::move(pp)),
+        p(*plan_ptr),
+        partition(id),
+        end(e),
+        batched_data(reads_every_data_document(p)) {
     slots.resize(p.slot_count());
     if (!p.is_listing()) {
       std::vector<aggregate_kind> kinds;
@@ -73,7 +79,7 @@ struct partition_scan::state {
 
   std::string_view data() {
     if (!data_fetched) {
-      data_view = to_view(event.getData());
+      data_view = batched ? batch_data[event_index] : to_view(event.getData());
       data_fetched = true;
     }
     return data_view;
@@ -87,8 +93,8 @@ struct partition_scan::state {
   }
 
   // Whether every event that gets past the record filters has its data
-  // document read: then a record's documents are read as a batch.
-  bool reads_every_data_document() const {
+  // document read.
+  static bool reads_every_data_document(const plan& p) {
     if (!p.event_filters().empty()) return false;
     if (!p.json_filters().empty()) return (p.json_filters().front().documents & k_reads_data) != 0;
     return !p.is_listing() && (p.result_documents() & k_reads_data) != 0;
@@ -239,7 +245,7 @@ struct partition_scan::state {
 
     const std::uint64_t first = batch.getFirstVersion();
     const bool listing = p.is_listing();
-    batched = n > 1 && reads_every_data_document();
+    batched = batched_data && n > 1;
     if (batched) {
       batch_data.clear();
       for (unsigned i = 0; i < n; ++i) batch_data.push_back(to_view(events[i].getData()));
