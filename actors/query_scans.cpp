@@ -2,6 +2,19 @@
 
 namespace annal::actors {
 
+void query_budget::fail(const engine::error& e) {
+  std::lock_guard lock(mu_);
+  if (failure_) return;
+  failure_ = e;
+  failed_.store(true, std::memory_order_release);
+}
+
+std::optional<engine::error> query_budget::failure() const {
+  if (!failed_.load(std::memory_order_acquire)) return std::nullopt;
+  std::lock_guard lock(mu_);
+  return failure_;
+}
+
 std::uint64_t query_scans::start(engine::partition& partition,
                                  std::shared_ptr<const engine::query::plan> plan,
                                  std::shared_ptr<query_budget> budget,
@@ -17,11 +30,18 @@ bool query_scans::step(engine::partition& partition, std::uint64_t id) {
   auto it = running_.find(id);
   if (it == running_.end()) return false;
   auto& r = it->second;
+  if (auto failure = r.budget->failure()) {
+    auto reply = std::move(r.reply);
+    running_.erase(it);
+    reply(std::move(*failure));
+    return false;
+  }
   auto done = r.scan.step(partition, k_query_step_bytes, r.budget->limits, r.budget->usage);
   if (done && !*done) return true;
   auto reply = std::move(r.reply);
   if (!done) {
     auto e = done.err();
+    r.budget->fail(e);
     running_.erase(it);
     reply(std::move(e));
   } else {
@@ -35,7 +55,10 @@ bool query_scans::step(engine::partition& partition, std::uint64_t id) {
 void query_scans::fail_all(const engine::error& e) {
   auto running = std::move(running_);
   running_.clear();
-  for (auto& [id, r] : running) r.reply(e);
+  for (auto& [id, r] : running) {
+    r.budget->fail(e);
+    r.reply(e);
+  }
 }
 
 }  // namespace annal::actors

@@ -3,6 +3,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "actors/requests.hpp"
@@ -13,9 +15,24 @@
 namespace annal::actors {
 
 // One query's limits, shared by the partitions of a node that scan for it.
+//
+// Also the query's fate: one failed scan fails the whole node query (the
+// node answers with the first error), so the first failure is kept here and
+// every sibling scan stops at its next step with it, instead of scanning on
+// for an answer nobody will get. Thread-safe.
 struct query_budget {
   engine::query::scan_limits limits;
   engine::query::scan_usage usage;  // by all the node's partitions
+
+  // Records `e` as the query's failure unless one is recorded already.
+  void fail(const engine::error& e);
+  // The recorded failure, if any.
+  std::optional<engine::error> failure() const;
+
+ private:
+  std::atomic<bool> failed_{false};  // failure_ is set (read without the lock)
+  mutable std::mutex mu_;
+  std::optional<engine::error> failure_;  // guarded by mu_
 };
 
 // The queries a partition actor is scanning. A scan runs in steps of about
@@ -35,10 +52,12 @@ class query_scans {
                       std::shared_ptr<query_budget> budget,
                       reply_fn<engine::query::partial_result> reply);
   // Runs one step of scan `id`; replies when it ends. Returns whether it
-  // needs another step. An unknown id (failed meanwhile) needs none.
+  // needs another step. An unknown id (failed meanwhile) needs none. A scan
+  // whose query failed elsewhere replies with that failure at once; a scan
+  // that fails records its error in the budget.
   bool step(engine::partition& partition, std::uint64_t id);
   // Fails every running scan with `e` (the partition moved, is cleared, or
-  // the node stops).
+  // the node stops), and so their queries.
   void fail_all(const engine::error& e);
   bool empty() const { return running_.empty(); }
 
