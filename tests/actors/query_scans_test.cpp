@@ -1,13 +1,14 @@
 // A query's partition scans (actors/query_scans.hpp) over the real
 // partitions of a store: one scan's failure stops its siblings at their
 // next step, with the same error, instead of letting them scan on.
+#include "actors/query_scans.hpp"
+
 #include <gtest/gtest.h>
 
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "actors/query_scans.hpp"
 #include "engine/query/parser.hpp"
 #include "tests/support/store_fixture.hpp"
 
@@ -24,8 +25,8 @@ class query_scans_test : public store_fixture {
   void SetUp() override {
     store_fixture::SetUp();
     first_ = "orders-0";
-    for (int i = 1; st().partition_for(second_ = "orders-" + std::to_string(i)) ==
-                    st().partition_for(first_);
+    for (int i = 1;
+         st().partition_for(second_ = "orders-" + std::to_string(i)) == st().partition_for(first_);
          ++i) {
     }
     const std::string data = R"({"pad":")" + std::string(1000, 'x') + R"("})";
