@@ -57,89 +57,99 @@ struct reply_box {
   }
 };
 
-TEST_F(query_scans_test, a_partition_that_moves_away_stops_the_scans_of_its_siblings) {
-  auto& a = partition_of(first_);
-  auto& b = partition_of(second_);
-  actors::query_scans scans_a(a.id()), scans_b(b.id());
-  auto budget = std::make_shared<actors::query_budget>();
-  const auto plan = plan_of("from $all | count()");
+// One query's scans of two partitions, side by side on one shared budget.
+// Not movable: the scans' replies point into it.
+struct sibling_scans {
+  sibling_scans(engine::partition& a, engine::partition& b, std::shared_ptr<const q::plan> plan,
+                std::shared_ptr<actors::query_budget> shared)
+      : a(a),
+        b(b),
+        scans_a(a.id()),
+        scans_b(b.id()),
+        budget(std::move(shared)),
+        id_a(scans_a.start(a, plan, budget, reply_a.fn())),
+        id_b(scans_b.start(b, plan, budget, reply_b.fn())) {}
+  sibling_scans(const sibling_scans&) = delete;
+  sibling_scans& operator=(const sibling_scans&) = delete;
+
+  bool step_a() { return scans_a.step(a, id_a); }
+  bool step_b() { return scans_b.step(b, id_b); }
+
+  engine::partition& a;
+  engine::partition& b;
+  actors::query_scans scans_a, scans_b;
+  std::shared_ptr<actors::query_budget> budget;
   reply_box reply_a, reply_b;
-  const auto id_a = scans_a.start(a, plan, budget, reply_a.fn());
-  const auto id_b = scans_b.start(b, plan, budget, reply_b.fn());
-  ASSERT_TRUE(scans_a.step(a, id_a));
-  ASSERT_TRUE(scans_b.step(b, id_b)) << "the second partition needs several steps";
-  const auto scanned = budget->usage.events_scanned.load();
+  const std::uint64_t id_a, id_b;
+};
+
+TEST_F(query_scans_test, a_partition_that_moves_away_stops_the_scans_of_its_siblings) {
+  const auto plan = plan_of("from $all | count()");
+  sibling_scans q(partition_of(first_), partition_of(second_), plan,
+                  std::make_shared<actors::query_budget>());
+  ASSERT_TRUE(q.step_a());
+  ASSERT_TRUE(q.step_b()) << "the second partition needs several steps";
+  const auto scanned = q.budget->usage.events_scanned.load();
   ASSERT_LT(scanned, 8000u);
 
-  scans_a.fail_all(engine::error{errc::not_owner, "partition moved"});
-  ASSERT_TRUE(reply_a.value);
-  ASSERT_FALSE(*reply_a.value);
-  EXPECT_EQ(reply_a.value->err().code, errc::not_owner);
+  q.scans_a.fail_all(engine::error{errc::not_owner, "partition moved"});
+  ASSERT_TRUE(q.reply_a.value);
+  ASSERT_FALSE(*q.reply_a.value);
+  EXPECT_EQ(q.reply_a.value->err().code, errc::not_owner);
 
   // The sibling answers at its next step, with that error, scanning nothing more.
-  EXPECT_FALSE(scans_b.step(b, id_b));
-  ASSERT_TRUE(reply_b.value) << "the sibling scanned on";
-  ASSERT_FALSE(*reply_b.value);
-  EXPECT_EQ(reply_b.value->err().code, errc::not_owner);
-  EXPECT_EQ(reply_b.value->err().message, "partition moved");
-  EXPECT_EQ(budget->usage.events_scanned.load(), scanned);
-  EXPECT_TRUE(scans_b.empty());
+  EXPECT_FALSE(q.step_b());
+  ASSERT_TRUE(q.reply_b.value) << "the sibling scanned on";
+  ASSERT_FALSE(*q.reply_b.value);
+  EXPECT_EQ(q.reply_b.value->err().code, errc::not_owner);
+  EXPECT_EQ(q.reply_b.value->err().message, "partition moved");
+  EXPECT_EQ(q.budget->usage.events_scanned.load(), scanned);
+  EXPECT_TRUE(q.scans_b.empty());
 
   // A scan that starts after the failure answers at its first step.
   reply_box late;
-  const auto id_late = scans_b.start(b, plan, budget, late.fn());
-  EXPECT_FALSE(scans_b.step(b, id_late));
+  const auto id_late = q.scans_b.start(q.b, plan, q.budget, late.fn());
+  EXPECT_FALSE(q.scans_b.step(q.b, id_late));
   ASSERT_TRUE(late.value);
   ASSERT_FALSE(*late.value);
   EXPECT_EQ(late.value->err().code, errc::not_owner);
 }
 
 TEST_F(query_scans_test, a_scan_that_fails_records_its_error_for_its_siblings) {
-  auto& a = partition_of(first_);
-  auto& b = partition_of(second_);
-  actors::query_scans scans_a(a.id()), scans_b(b.id());
   auto budget = std::make_shared<actors::query_budget>();
   budget->limits.max_listed_bytes = 100'000;  // less than 4,000 listed events of 1 KiB
-  const auto plan = plan_of("from $all | first 4000");
-  reply_box reply_a, reply_b;
-  const auto id_a = scans_a.start(a, plan, budget, reply_a.fn());
-  const auto id_b = scans_b.start(b, plan, budget, reply_b.fn());
-  while (scans_a.step(a, id_a)) {
+  sibling_scans q(partition_of(first_), partition_of(second_), plan_of("from $all | first 4000"),
+                  budget);
+  while (q.step_a()) {
   }
-  ASSERT_TRUE(reply_a.value);
-  ASSERT_FALSE(*reply_a.value);
-  EXPECT_EQ(reply_a.value->err().code, errc::query_too_large);
+  ASSERT_TRUE(q.reply_a.value);
+  ASSERT_FALSE(*q.reply_a.value);
+  EXPECT_EQ(q.reply_a.value->err().code, errc::query_too_large);
   const auto failure = budget->failure();
   ASSERT_TRUE(failure);
-  EXPECT_EQ(failure->message, reply_a.value->err().message);
+  EXPECT_EQ(failure->message, q.reply_a.value->err().message);
 
   const auto scanned = budget->usage.events_scanned.load();
-  EXPECT_FALSE(scans_b.step(b, id_b));
+  EXPECT_FALSE(q.step_b());
   EXPECT_EQ(budget->usage.events_scanned.load(), scanned) << "the sibling scanned on";
-  ASSERT_TRUE(reply_b.value);
-  ASSERT_FALSE(*reply_b.value);
-  EXPECT_EQ(reply_b.value->err().code, errc::query_too_large);
-  EXPECT_EQ(reply_b.value->err().message, reply_a.value->err().message);
+  ASSERT_TRUE(q.reply_b.value);
+  ASSERT_FALSE(*q.reply_b.value);
+  EXPECT_EQ(q.reply_b.value->err().code, errc::query_too_large);
+  EXPECT_EQ(q.reply_b.value->err().message, q.reply_a.value->err().message);
 }
 
 TEST_F(query_scans_test, scans_of_a_query_that_does_not_fail_run_to_the_end) {
-  auto& a = partition_of(first_);
-  auto& b = partition_of(second_);
-  actors::query_scans scans_a(a.id()), scans_b(b.id());
-  auto budget = std::make_shared<actors::query_budget>();
-  const auto plan = plan_of("from $all | count()");
-  reply_box reply_a, reply_b;
-  const auto id_a = scans_a.start(a, plan, budget, reply_a.fn());
-  const auto id_b = scans_b.start(b, plan, budget, reply_b.fn());
+  sibling_scans q(partition_of(first_), partition_of(second_), plan_of("from $all | count()"),
+                  std::make_shared<actors::query_budget>());
   bool more_a = true, more_b = true;
   while (more_a || more_b) {
-    if (more_a) more_a = scans_a.step(a, id_a);
-    if (more_b) more_b = scans_b.step(b, id_b);
+    if (more_a) more_a = q.step_a();
+    if (more_b) more_b = q.step_b();
   }
-  ASSERT_TRUE(reply_a.value && *reply_a.value);
-  ASSERT_TRUE(reply_b.value && *reply_b.value);
-  EXPECT_EQ((*reply_a.value)->events_scanned + (*reply_b.value)->events_scanned, 8000u);
-  EXPECT_FALSE(budget->failure());
+  ASSERT_TRUE(q.reply_a.value && *q.reply_a.value);
+  ASSERT_TRUE(q.reply_b.value && *q.reply_b.value);
+  EXPECT_EQ((*q.reply_a.value)->events_scanned + (*q.reply_b.value)->events_scanned, 8000u);
+  EXPECT_FALSE(q.budget->failure());
 }
 
 }  // namespace
