@@ -4,13 +4,10 @@ namespace annal::actors {
 
 void query_budget::fail(const engine::error& e) {
   std::lock_guard lock(mu_);
-  if (failure_) return;
-  failure_ = e;
-  failed_.store(true, std::memory_order_release);
+  if (!failure_) failure_ = e;
 }
 
 std::optional<engine::error> query_budget::failure() const {
-  if (!failed_.load(std::memory_order_acquire)) return std::nullopt;
   std::lock_guard lock(mu_);
   return failure_;
 }
@@ -30,25 +27,21 @@ bool query_scans::step(engine::partition& partition, std::uint64_t id) {
   auto it = running_.find(id);
   if (it == running_.end()) return false;
   auto& r = it->second;
-  if (auto failure = r.budget->failure()) {
-    auto reply = std::move(r.reply);
-    running_.erase(it);
-    reply(std::move(*failure));
-    return false;
+  // A sibling's failure ends this scan before it reads more.
+  auto failure = r.budget->failure();
+  if (!failure) {
+    auto done = r.scan.step(partition, k_query_step_bytes, r.budget->limits, r.budget->usage);
+    if (done && !*done) return true;
+    if (!done) {
+      failure = std::move(done.err());
+      r.budget->fail(*failure);
+    }
   }
-  auto done = r.scan.step(partition, k_query_step_bytes, r.budget->limits, r.budget->usage);
-  if (done && !*done) return true;
   auto reply = std::move(r.reply);
-  if (!done) {
-    auto e = done.err();
-    r.budget->fail(e);
-    running_.erase(it);
-    reply(std::move(e));
-  } else {
-    auto partial = r.scan.take();
-    running_.erase(it);
-    reply(std::move(partial));
-  }
+  auto answer = failure ? result<engine::query::partial_result>(std::move(*failure))
+                        : result<engine::query::partial_result>(r.scan.take());
+  running_.erase(it);
+  reply(std::move(answer));
   return false;
 }
 
