@@ -11,7 +11,7 @@ packages=(
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
   libbenchmark-dev
-  libisal-dev libxxhash-dev
+  libisal-dev libxxhash-dev libjemalloc-dev
   nlohmann-json3-dev libsimdjson-dev
   libcli11-dev
   librestinio-dev libhttp-parser-dev
