@@ -510,7 +510,7 @@ void cluster_router::query_attempt(query_request request,
       });
   for (std::size_t i = 0; i < owners.size(); ++i) {
     query_request part{request.query, owners[i].partitions, request.allow_partial,
-                       request.timeout_ms};
+                       request.timeout_ms, request.cancel};
     owners[i].handler->query(std::move(part), gather->slot(i));
   }
 }

@@ -483,6 +483,7 @@ void node::impl::query(query_request request, reply_fn<engine::query::partial_re
   budget->limits.deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   budget->limits.allow_partial = request.allow_partial;
+  budget->cancel = std::move(request.cancel);
   auto gather = fan_in<engine::query::partial_result>::make(
       partitions.size(),
       [this, plan = *plan, reply = std::move(reply)](

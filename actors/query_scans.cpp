@@ -8,8 +8,15 @@ void query_budget::fail(const engine::error& e) {
 }
 
 std::optional<engine::error> query_budget::failure() const {
-  std::lock_guard lock(mu_);
-  return failure_;
+  {
+    std::lock_guard lock(mu_);
+    if (failure_) return failure_;
+  }
+  if (cancel && cancel->load(std::memory_order_relaxed)) {
+    return engine::error{engine::errc::connection_lost,
+                         "the query's client went away before its answer"};
+  }
+  return std::nullopt;
 }
 
 std::uint64_t query_scans::start(engine::partition& partition,

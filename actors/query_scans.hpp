@@ -23,10 +23,12 @@ namespace annal::actors {
 struct query_budget {
   engine::query::scan_limits limits;
   engine::query::scan_usage usage;  // by all the node's partitions
+  query_cancel cancel;              // the request's; may be null
 
   // Records `e` as the query's failure unless one is recorded already.
   void fail(const engine::error& e);
-  // The recorded failure, if any.
+  // The recorded failure, if any; else connection_lost once the query is
+  // cancelled.
   std::optional<engine::error> failure() const;
 
  private:

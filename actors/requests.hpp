@@ -1,6 +1,8 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -52,6 +54,11 @@ struct write_reply {
   partition_id partition;
 };
 
+// Set once nobody waits for a query's answer any more (its client's
+// connection closed): the node's scans for it stop at their next step and
+// answer connection_lost. Thread-safe; null: never cancelled.
+using query_cancel = std::shared_ptr<std::atomic<bool>>;
+
 // A query (docs/queries.md) over the partitions a handler serves.
 struct query_request {
   // Requires: no relative time bound (the receiving node resolves them, so
@@ -63,6 +70,8 @@ struct query_request {
   bool allow_partial = false;
   // 0: the node's limit (query_options::timeout); otherwise the smaller one.
   std::uint32_t timeout_ms = 0;
+  // This node's scans only: the other nodes of a cluster query are not told.
+  query_cancel cancel;
 };
 
 // A reply callback. Called exactly once, on an actor or sync thread: it must

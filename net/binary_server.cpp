@@ -143,6 +143,7 @@ class connection : public std::enable_shared_from_this<connection> {
       if (ec != asio::error::eof) spdlog::debug("binary connection: read failed: {}", ec.message());
       closing_ = true;  // answer what is in flight, then close
       cancel_subscriptions();
+      cancel_queries();
       return maybe_finish();
     }
     if (closing_) {  // draining unread input after an error
@@ -510,6 +511,8 @@ class connection : public std::enable_shared_from_this<connection> {
     auto plan = engine::query::plan::compile(received->request.query);
     if (!plan) return error_reply(id, plan.err());
     ++inflight_;
+    received->request.cancel = std::make_shared<std::atomic<bool>>(false);
+    queries_[id] = received->request.cancel;
     if (received->want_partial) {
       return handler.query(
           std::move(received->request),
@@ -615,6 +618,7 @@ class connection : public std::enable_shared_from_this<connection> {
   template <class T, class Encode>
   void complete(std::uint64_t id, const engine::result<T>& r, const Encode& encode) {
     --inflight_;
+    if (!queries_.empty()) queries_.erase(id);
     if (closed_) return;
     if (r) {
       respond(id, [&](wire::Response::Builder out) { encode(out, r.value()); },
@@ -710,6 +714,7 @@ class connection : public std::enable_shared_from_this<connection> {
     error_reply(id, {code, std::move(message)});
     closing_ = true;
     cancel_subscriptions();
+    cancel_queries();
     if (!processing_) {
       flush();
       maybe_finish();
@@ -803,10 +808,18 @@ class connection : public std::enable_shared_from_this<connection> {
     page_flows_.clear();
   }
 
+  // Nobody reads the answers of a closing connection's queries: they stop
+  // scanning and answer connection_lost.
+  void cancel_queries() {
+    for (auto& [id, cancel] : queries_) cancel->store(true, std::memory_order_relaxed);
+    queries_.clear();
+  }
+
   void close_now() {
     if (closed_) return;
     closed_ = true;
     cancel_subscriptions();
+    cancel_queries();
     page_flows_.clear();
     out_pages_.clear();
     asio::error_code ignored;
@@ -829,6 +842,7 @@ class connection : public std::enable_shared_from_this<connection> {
   kj::Array<capnp::word> reply_scratch_;
   std::size_t inflight_ = 0;
   std::size_t waiting_ = 0;  // long-poll readAll requests (not in inflight_)
+  std::unordered_map<std::uint64_t, actors::query_cancel> queries_;  // in flight, by request id
   steady::time_point last_frame_;
   // Open subscriptions by their subscribe request's id.
   std::unordered_map<std::uint64_t, std::shared_ptr<actors::subscription>> subscriptions_;

@@ -2,9 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <memory>
 #include <set>
 #include <thread>
 
+#include "engine/query/parser.hpp"
 #include "tests/actors/node_harness.hpp"
 #include "tests/support/event_factory.hpp"
 
@@ -280,6 +283,23 @@ TEST_P(node_test, bad_input_gets_a_typed_error) {
 
   // The node still serves.
   EXPECT_TRUE(append("x", expected_version::any(), make_events(1, 1)).ok());
+}
+
+TEST_P(node_test, a_query_cancelled_by_its_client_answers_connection_lost) {
+  ASSERT_TRUE(append("orders-1", expected_version::any(), make_events(1, 3)).ok());
+  auto run = [&](bool cancelled) {
+    actors::query_request request;
+    request.query = engine::query::parse_query("from $all | count()").value();
+    request.cancel = std::make_shared<std::atomic<bool>>(cancelled);
+    return await_reply<engine::query::partial_result>(
+        [&](auto reply) { node_->handler().query(std::move(request), std::move(reply)); });
+  };
+  auto answered = run(false);
+  ASSERT_TRUE(answered.ok()) << answered.err().message;
+  EXPECT_EQ(answered->events_scanned, 3u);
+  auto cancelled = run(true);
+  ASSERT_FALSE(cancelled.ok());
+  EXPECT_EQ(cancelled.err().code, errc::connection_lost);
 }
 
 TEST_P(node_test, requests_after_stop_fail_with_shutting_down) {

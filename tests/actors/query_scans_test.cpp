@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -136,6 +138,30 @@ TEST_F(query_scans_test, a_scan_that_fails_records_its_error_for_its_siblings) {
   ASSERT_FALSE(*q.reply_b.value);
   EXPECT_EQ(q.reply_b.value->err().code, errc::query_too_large);
   EXPECT_EQ(q.reply_b.value->err().message, q.reply_a.value->err().message);
+}
+
+TEST_F(query_scans_test, a_cancelled_query_stops_its_scans_at_their_next_step) {
+  auto budget = std::make_shared<actors::query_budget>();
+  budget->cancel = std::make_shared<std::atomic<bool>>(false);
+  sibling_scans q(partition_of(first_), partition_of(second_), plan_of("from $all | count()"),
+                  budget);
+  ASSERT_TRUE(q.step_a());
+  ASSERT_TRUE(q.step_b());
+  EXPECT_FALSE(budget->failure());
+  const auto scanned = budget->usage.events_scanned.load();
+  ASSERT_LT(scanned, 8000u);
+
+  budget->cancel->store(true);
+  EXPECT_FALSE(q.step_a());
+  EXPECT_FALSE(q.step_b());
+  EXPECT_EQ(budget->usage.events_scanned.load(), scanned) << "a scan went on after the cancel";
+  for (auto* reply : {&q.reply_a, &q.reply_b}) {
+    ASSERT_TRUE(reply->value);
+    ASSERT_FALSE(*reply->value);
+    EXPECT_EQ(reply->value->err().code, errc::connection_lost);
+  }
+  EXPECT_TRUE(q.scans_a.empty());
+  EXPECT_TRUE(q.scans_b.empty());
 }
 
 TEST_F(query_scans_test, scans_of_a_query_that_does_not_fail_run_to_the_end) {

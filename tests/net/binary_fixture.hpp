@@ -96,7 +96,16 @@ class held_handler final : public actors::request_handler {
   }
   void query(actors::query_request r,
              actors::reply_fn<engine::query::partial_result> f) override {
+    {
+      std::lock_guard lock(mu_);
+      last_query_cancel_ = r.cancel;
+    }
     inner_.query(std::move(r), wrap(std::move(f)));
+  }
+  // The cancel flag of the last query received.
+  actors::query_cancel last_query_cancel() const {
+    std::lock_guard lock(mu_);
+    return last_query_cancel_;
   }
 
  private:
@@ -117,6 +126,7 @@ class held_handler final : public actors::request_handler {
   actors::request_handler& inner_;
   mutable std::mutex mu_;
   bool hold_ = false;                         // guarded by mu_
+  actors::query_cancel last_query_cancel_;    // guarded by mu_
   std::vector<std::function<void()>> held_;  // guarded by mu_
 };
 
@@ -204,6 +214,10 @@ class raw_peer {
   void shutdown_send() {
     asio::error_code ignored;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  }
+  void close() {
+    asio::error_code ignored;
+    socket_.close(ignored);
   }
 
   // The next response frame; nullopt on EOF, error or deadline.

@@ -396,6 +396,41 @@ TEST_F(binary_server_test, idle_connection_is_closed_but_one_with_a_request_in_f
   EXPECT_EQ(appended->get().which(), wire::Response::APPEND) << appended->error_code();
 }
 
+TEST_F(binary_server_test, a_connection_that_closes_cancels_its_queries_in_flight) {
+  start();
+  auto query = request_frame([](auto r) { r.initQuery().setText("from $all | count()"); }, 7);
+
+  // Answered while the client waits: not cancelled, also not by a later close.
+  raw_peer answered(server_->port());
+  answered.handshake();
+  answered.send(query);
+  auto reply = answered.receive();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->get().which(), wire::Response::QUERY) << reply->error_code();
+  const auto done = server_->handler().last_query_cancel();
+  ASSERT_TRUE(done);
+  answered.close();
+
+  // Still scanning (its reply held) when the client goes away: cancelled.
+  raw_peer gone(server_->port());
+  gone.handshake();
+  server_->handler().hold(true);
+  gone.send(query);
+  ASSERT_TRUE(eventually([&] { return server_->handler().held() == 1; }));
+  const auto running = server_->handler().last_query_cancel();
+  ASSERT_TRUE(running);
+  ASSERT_NE(running, done);
+  EXPECT_FALSE(running->load()) << "cancelled while its client waits";
+  gone.close();
+  EXPECT_TRUE(eventually([&] { return running->load(); }));
+  EXPECT_FALSE(done->load());
+  // The connection ends once the (cancelled) query answers.
+  server_->handler().hold(false);
+  server_->handler().release();
+  EXPECT_TRUE(eventually([&] { return server_->server().connection_count() == 0; }));
+  expect_node_healthy();
+}
+
 TEST_F(binary_server_test, reading_pauses_at_the_in_flight_limit) {
   net::binary_server_options options;
   options.max_inflight_per_connection = 4;
