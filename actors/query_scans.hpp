@@ -19,7 +19,8 @@ namespace annal::actors {
 // Also the query's fate: one failed scan fails the whole node query (the
 // node answers with the first error), so the first failure is kept here and
 // every sibling scan stops at its next step with it, instead of scanning on
-// for an answer nobody will get. Thread-safe.
+// for an answer nobody will get. A cancelled request (query_cancel) ends
+// them the same way. Thread-safe.
 struct query_budget {
   engine::query::scan_limits limits;
   engine::query::scan_usage usage;  // by all the node's partitions
