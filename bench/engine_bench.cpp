@@ -1,6 +1,6 @@
 // Named engine scenarios with their settings printed next to each figure.
 // Usage: engine_bench [--scenario NAME|all] [--dir DIR] [--events N] [--inflight N]
-//                     [--segment-bytes N] [--syncers N]
+//                     [--segment-bytes N] [--wal-segment-bytes N] [--syncers N]
 // Scenarios: append, append_sync, append_single_sync, append_single_sync_64,
 // read_forward, recovery. Results and commands: docs/benchmarks.md.
 
@@ -31,7 +31,8 @@ struct settings {
   std::string dir = "/tmp/annal-bench";
   std::uint64_t events = 0;    // 0: the scenario's default
   std::size_t inflight = 0;    // 0: the scenario's default
-  std::uint64_t segment_bytes = 64u << 20;
+  std::uint64_t segment_bytes = 64u << 20;      // partition log segments
+  std::uint64_t wal_segment_bytes = 64u << 20;  // node log segments
   std::size_t syncers = 1;  // group-commit threads
 };
 
@@ -82,6 +83,7 @@ std::unique_ptr<store> open_fresh(const settings& s, std::uint32_t partitions, f
   o.partition_count = partitions;
   o.node_log.mode = mode;
   o.partition.log.segment_bytes = s.segment_bytes;
+  o.node_log.segment_bytes = s.wal_segment_bytes;
   auto st = store::open(o);
   if (!st) {
     fmt::print(stderr, "open {}: {}\n", s.dir, st.err().message);
@@ -312,6 +314,7 @@ int main(int argc, char** argv) {
     else if (flag == "--events") s.events = std::stoull(value);
     else if (flag == "--inflight") s.inflight = std::stoull(value);
     else if (flag == "--segment-bytes") s.segment_bytes = std::stoull(value);
+    else if (flag == "--wal-segment-bytes") s.wal_segment_bytes = std::stoull(value);
     else if (flag == "--syncers") s.syncers = std::stoull(value);
     else {
       fmt::print(stderr, "unknown flag {}\n", flag);

@@ -17,6 +17,8 @@ inline constexpr std::string_view k_node_log_suffix = ".wal";
 // when the node log opens.
 inline constexpr std::string_view k_node_log_temp_suffix = ".wal.tmp";
 inline constexpr std::string_view k_next_node_log_segment = "next.wal.tmp";
+// A released node-log segment kept for reuse: "spare-<its name>.tmp".
+inline constexpr std::string_view k_spare_node_log_prefix = "spare-";
 
 // "<20 decimal digits><suffix>" for segment files named by a position.
 std::string numbered_name(std::uint64_t position, std::string_view suffix);

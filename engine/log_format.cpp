@@ -54,7 +54,7 @@ record_header decode_header(std::span<const std::byte> bytes) {
   return header;
 }
 
-parsed_frame parse_frame(std::span<const std::byte> bytes) {
+parsed_frame parse_frame(std::span<const std::byte> bytes, std::uint32_t crc_salt) {
   parsed_frame out;
   if (bytes.size() < k_header_size) {
     out.status = frame_status::incomplete;
@@ -79,13 +79,22 @@ parsed_frame parse_frame(std::span<const std::byte> bytes) {
     return out;
   }
   const auto frame = bytes.first(h.frame_size());
-  if (crc32c(frame.subspan(k_crc_covered_from)) != h.crc) {
+  if ((crc32c(frame.subspan(k_crc_covered_from)) ^ crc_salt) != h.crc) {
     out.status = frame_status::checksum_mismatch;
     return out;
   }
   out.payload = frame.subspan(k_header_size);
   out.status = frame_status::ok;
   return out;
+}
+
+void salt_frames(std::span<std::byte> frames, std::uint32_t crc_salt) {
+  if (crc_salt == 0) return;
+  for (std::size_t at = 0; at + k_header_size <= frames.size();) {
+    std::byte* h = frames.data() + at;
+    store_le<std::uint32_t>(h + k_crc_offset, load_le<std::uint32_t>(h + k_crc_offset) ^ crc_salt);
+    at += k_header_size + load_le<std::uint32_t>(h + k_length_offset);
+  }
 }
 
 const char* frame_status_name(frame_status s) {

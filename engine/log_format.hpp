@@ -76,7 +76,14 @@ struct parsed_frame {
 
 // Parses the frame at the start of `bytes`. Never trusts the length before
 // the header's fixed fields look sane, and never reads past `bytes`.
-parsed_frame parse_frame(std::span<const std::byte> bytes);
+// `crc_salt`: the frame's stored CRC is its CRC32C XOR this value (node-log
+// segments of format 2, see salt_frames); 0 for plain frames.
+parsed_frame parse_frame(std::span<const std::byte> bytes, std::uint32_t crc_salt = 0);
+
+// XORs the stored CRC of every frame in `frames` (whole frames back to back)
+// with `crc_salt`: salts plain frames, and unsalts frames salted with the
+// same value. Requires: the frames' length fields are intact.
+void salt_frames(std::span<std::byte> frames, std::uint32_t crc_salt);
 
 // Reads just the header fields (no CRC check). Requires: bytes.size() >= k_header_size.
 record_header decode_header(std::span<const std::byte> bytes);

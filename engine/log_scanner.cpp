@@ -32,14 +32,16 @@ namespace {
 // Searches the 8-byte offsets in [from, limit) for the start of a valid
 // frame. A valid header has a non-zero byte (the version), so zero headers
 // are skipped without parsing.
-bool valid_frame_after(std::span<const std::byte> bytes, std::uint64_t from, std::uint64_t limit) {
+bool valid_frame_after(std::span<const std::byte> bytes, std::uint64_t from, std::uint64_t limit,
+                       std::uint32_t crc_salt) {
   for (std::uint64_t at = log_format::align_up(from);
        at < limit && at + log_format::k_header_size <= bytes.size();
        at += log_format::k_alignment) {
     std::uint64_t head[log_format::k_header_size / sizeof(std::uint64_t)];
     std::memcpy(head, bytes.data() + at, sizeof(head));
     if ((head[0] | head[1] | head[2]) == 0) continue;
-    if (log_format::parse_frame(bytes.subspan(at)).status == log_format::frame_status::ok) {
+    if (log_format::parse_frame(bytes.subspan(at), crc_salt).status ==
+        log_format::frame_status::ok) {
       return true;
     }
   }
@@ -51,17 +53,17 @@ bool valid_frame_after(std::span<const std::byte> bytes, std::uint64_t from, std
 result<scan_outcome> scan_frames(
     std::span<const std::byte> bytes, std::uint64_t from,
     const std::function<status(std::span<const std::byte> frame, std::uint64_t offset)>& visit,
-    segment_tail tail) {
+    segment_tail tail, std::uint32_t crc_salt) {
   scan_outcome out;
   std::uint64_t at = from;
   while (at < bytes.size()) {
-    const auto parsed = log_format::parse_frame(bytes.subspan(at));
+    const auto parsed = log_format::parse_frame(bytes.subspan(at), crc_salt);
     if (parsed.status != log_format::frame_status::ok) {
       out.valid_end = at;
       out.reason = log_format::frame_status_name(parsed.status);
       if (tail == segment_tail::exact) {
         out.written_end = bytes.size();
-        out.end = valid_frame_after(bytes, at + log_format::k_alignment, bytes.size())
+        out.end = valid_frame_after(bytes, at + log_format::k_alignment, bytes.size(), crc_salt)
                       ? scan_outcome::ending::damaged
                       : scan_outcome::ending::torn_tail;
         return out;
@@ -72,7 +74,8 @@ result<scan_outcome> scan_frames(
         out.reason.clear();
         out.end = scan_outcome::ending::clean;
       } else {
-        out.end = valid_frame_after(bytes, at + log_format::k_alignment, out.written_end)
+        out.end = valid_frame_after(bytes, at + log_format::k_alignment, out.written_end,
+                                    crc_salt)
                       ? scan_outcome::ending::damaged
                       : scan_outcome::ending::torn_tail;
       }

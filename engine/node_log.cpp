@@ -1,6 +1,7 @@
 #include "engine/node_log.hpp"
 
 #include "engine/file_names.hpp"
+#include "engine/log_format.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -12,11 +13,26 @@ namespace {
 
 // Zero-filling writes this much per call.
 constexpr std::size_t k_zero_fill_chunk = 1u << 20;
+// Released segments kept for reuse; more are deleted. Two cover a checkpoint
+// that releases several segments at once without keeping disk space idle.
+constexpr std::size_t k_max_spares = 2;
+
+std::uint64_t mix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
 
 }  // namespace
 
 std::string node_log::segment_name(node_log_position base) {
   return numbered_name(base.value(), k_node_log_suffix);
+}
+
+std::uint32_t node_log::crc_salt(node_log_position base) {
+  const auto salt = static_cast<std::uint32_t>(mix64(base.value()) >> 32);
+  return salt == 0 ? 1 : salt;
 }
 
 node_log::node_log(file_system& fs, std::string dir, node_log_options options,
@@ -43,12 +59,17 @@ result<std::unique_ptr<node_log>> node_log::open(file_system& fs, std::string di
     return io_failure("create directory", log->dir_, ec);
   }
   // A segment that was being zero-filled when the process stopped: never
-  // used, so never needed.
+  // used, so never needed. Spares stay spares.
   std::vector<std::string> names;
   if (auto ec = fs.list_files(log->dir_, names)) return io_failure("list", log->dir_, ec);
+  std::sort(names.begin(), names.end());
   for (const auto& name : names) {
     if (!name.ends_with(k_node_log_temp_suffix)) continue;
     const std::string path = log->dir_ + "/" + name;
+    if (name.starts_with(k_spare_node_log_prefix)) {
+      if (auto s = log->retire(path); !s) return s.err();
+      continue;
+    }
     spdlog::debug("node log: removing {} (an unfinished preallocation)", path);
     if (auto ec = fs.remove_file(path)) return io_failure("remove", path, ec);
   }
@@ -83,6 +104,21 @@ status node_log::prepare_next_segment() {
   const std::string path = dir_ + "/" + std::string(k_next_node_log_segment);
   if (fs_.exists(path)) {
     if (auto ec = fs_.remove_file(path)) return io_failure("remove", path, ec);
+  }
+  std::string spare;
+  {
+    std::lock_guard lock(segments_mu_);
+    if (!spares_.empty()) {
+      spare = std::move(spares_.front());
+      spares_.erase(spares_.begin());
+    }
+  }
+  if (!spare.empty()) {
+    // Its blocks are written and its size is durable: a round overwrites
+    // them in place as it would zeros. Its old frames fail the new salt.
+    spdlog::debug("node log: reusing {}", spare);
+    if (auto ec = fs_.rename_file(spare, path)) return io_failure("rename", spare, ec);
+    return {};
   }
   std::unique_ptr<writable_file> file;
   if (auto ec = fs_.open_writable(path, file)) return io_failure("create", path, ec);
@@ -192,7 +228,7 @@ status node_log::roll(node_log_position base) {
   return {};
 }
 
-status node_log::write_round(std::span<const std::byte> bytes, std::uint64_t round_start) {
+status node_log::write_round(std::span<std::byte> bytes, std::uint64_t round_start) {
   segment active;
   {
     std::lock_guard lock(segments_mu_);
@@ -204,6 +240,7 @@ status node_log::write_round(std::span<const std::byte> bytes, std::uint64_t rou
     active = {node_log_position{round_start}, 0};
   }
   const std::string path = dir_ + "/" + segment_name(active.base);
+  if (options_.salt_frames) log_format::salt_frames(bytes, crc_salt(active.base));
   if (auto ec = writer_->append(bytes)) return io_failure("write", path, ec);
   std::uint64_t filled;
   {
@@ -307,11 +344,41 @@ status node_log::release(partition_id p, node_log_position pos) {
     }
   }
   for (auto base : doomed) {
-    const std::string path = dir_ + "/" + segment_name(base);
-    spdlog::debug("node log: removing {} (every partition checkpointed past it)", path);
-    if (auto ec = fs_.remove_file(path)) return io_failure("remove", path, ec);
+    if (auto s = retire(dir_ + "/" + segment_name(base)); !s) return s;
   }
   return {};
+}
+
+status node_log::retire(const std::string& path) {
+  const bool spare = path.ends_with(k_node_log_temp_suffix);
+  std::uint64_t size = 0;
+  bool keep = recycles() && !fs_.file_size(path, size) && size >= options_.segment_bytes;
+  if (keep) {
+    std::lock_guard lock(segments_mu_);
+    keep = spares_.size() < k_max_spares;
+  }
+  if (!keep) {
+    spdlog::debug("node log: removing the released segment {}", path);
+    if (auto ec = fs_.remove_file(path)) return io_failure("remove", path, ec);
+    return {};
+  }
+  std::string to = path;
+  if (!spare) {
+    // The name keeps the segment's base, so that spares never collide.
+    const auto slash = path.rfind('/');
+    to = path.substr(0, slash + 1) + std::string(k_spare_node_log_prefix) +
+         path.substr(slash + 1) + ".tmp";
+    spdlog::debug("node log: keeping {} as a spare", path);
+    if (auto ec = fs_.rename_file(path, to)) return io_failure("rename", path, ec);
+  }
+  std::lock_guard lock(segments_mu_);
+  spares_.push_back(std::move(to));
+  return {};
+}
+
+std::vector<std::string> node_log::spares() const {
+  std::lock_guard lock(segments_mu_);
+  return spares_;
 }
 
 std::vector<node_log::segment> node_log::segments() const {

@@ -35,6 +35,11 @@ struct node_log_options {
   // one is half full. false: the sync round that finds it half full does it
   // (deterministic file operations, for crash tests).
   bool prepare_in_background = true;
+  // Format 2 (docs/log_format.md, "Node log"): each segment salts the CRCs
+  // of its frames with crc_salt(its base), and released segments are reused
+  // instead of deleted (not under fsync_mode::none). false: format 1, for
+  // stores created before it: plain frames, and every segment zero-filled.
+  bool salt_frames = true;
 };
 
 // The node-wide write-ahead log: every partition's records go here, and one
@@ -47,6 +52,9 @@ struct node_log_options {
 // journal commit). The next segment is zero-filled as "next.wal.tmp" while
 // the active one fills up, and renamed into place when the log rolls. Under
 // fsync_mode::none segments are not preallocated: they grow as written.
+// With salt_frames, a released segment is kept as a spare ("spare-*.wal.tmp")
+// and becomes the next segment without zero-filling: its old records stay
+// behind the new ones, and the salt tells them apart.
 //
 // Thread-safe: partitions append from their own threads while one thread
 // runs sync() rounds. A failed write or fdatasync is sticky: every later
@@ -61,9 +69,10 @@ class node_log {
   };
 
   // Opens for appending at `end` of the last of `existing` segments (as left
-  // by recovery, which zeroed any torn tail), or at a new segment starting
-  // at `end` if there are none. Deletes leftover "*.wal.tmp" files.
-  // Requires: the bytes of the last segment from `end` on are zeros.
+  // by recovery), or at a new segment starting at `end` if there are none.
+  // Deletes a leftover "next.wal.tmp"; keeps spares (salt_frames).
+  // Requires: the bytes of the last segment from `end` on hold no frame that
+  // is valid under its salt (without salt_frames: are zeros).
   // Partitions release segments with release().
   static result<std::unique_ptr<node_log>> open(file_system& fs, std::string dir,
                                                 node_log_options options,
@@ -99,12 +108,17 @@ class node_log {
 
   // Partition `p` no longer needs records before `pos` (its checkpoint covers
   // them). Segments that end at or before every partition's released position
-  // are deleted.
+  // are deleted, or kept as spares (salt_frames).
   status release(partition_id p, node_log_position pos);
 
   std::vector<segment> segments() const;
+  // Paths of the released segments kept for reuse, oldest first.
+  std::vector<std::string> spares() const;
   const std::string& directory() const { return dir_; }
   static std::string segment_name(node_log_position base);
+  // The CRC salt of the frames of the segment starting at `base` (format 2):
+  // never 0, and different for different bases but with odds of 2^-32.
+  static std::uint32_t crc_salt(node_log_position base);
 
   ~node_log();
   node_log(const node_log&) = delete;
@@ -119,16 +133,22 @@ class node_log {
            std::uint32_t partition_count);
   status fail_locked(error e);  // Requires: append_mu_ held.
   result<node_log_position> round(bool force_fdatasync);
-  // Writes `bytes` at the end, rolling to a new segment first if the active
-  // one is full. Requires: io_mu_ held.
-  status write_round(std::span<const std::byte> bytes, std::uint64_t round_start);
+  // Salts and writes `bytes` at the end, rolling to a new segment first if
+  // the active one is full. Requires: io_mu_ held.
+  status write_round(std::span<std::byte> bytes, std::uint64_t round_start);
   // Starts a new active segment at `base` from the prepared next segment,
   // preparing it first if it is not ready. Requires: io_mu_ held.
   status roll(node_log_position base);
   // Creates next.wal.tmp at segment_bytes of zeros and fdatasyncs it (empty
-  // under fsync_mode::none). Its name becomes durable with the rename that
-  // puts it in place.
+  // under fsync_mode::none), or renames a spare to it. Its name becomes
+  // durable with the rename that puts it in place.
   status prepare_next_segment();
+  // Whether released segments become spares.
+  bool recycles() const {
+    return options_.salt_frames && options_.mode != fsync_mode::none;
+  }
+  // Keeps the released segment file `path` as a spare, or deletes it.
+  status retire(const std::string& path);
   void run_preparer();
 
   enum class preparation { idle, requested, running, ready, failed };
@@ -151,6 +171,7 @@ class node_log {
   mutable std::mutex segments_mu_;
   std::vector<segment> segments_;           // guarded by segments_mu_; last is active
   std::vector<std::uint64_t> released_;     // guarded by segments_mu_; per partition
+  std::vector<std::string> spares_;         // guarded by segments_mu_
 
   std::atomic<std::uint64_t> durable_{0};
 

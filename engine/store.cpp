@@ -10,12 +10,11 @@
 #include "engine/file_names.hpp"
 #include "engine/log_scanner.hpp"
 #include "engine/partitioning.hpp"
+#include "engine/store_meta.hpp"
 
 namespace annal::engine {
 namespace {
 
-constexpr std::string_view k_meta_name = "store.meta";
-constexpr std::string_view k_meta_header = "annal-store 1\npartitions ";
 
 // The first `size` bytes of `path`: mapped where the file system offers it
 // (no copy), read otherwise. `keep` owns the bytes.
@@ -65,29 +64,30 @@ status store::recover() {
   }
 
   // The partition count is fixed at creation: streams hash onto it.
-  const std::string meta_path = root + "/" + std::string(k_meta_name);
+  const std::string meta_path = root + "/" + std::string(k_store_meta_name);
+  store_meta meta;
   if (fs.exists(meta_path)) {
     std::vector<std::byte> bytes;
     if (auto ec = fs.read_file(meta_path, bytes)) return io_failure("read", meta_path, ec);
-    std::string text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    std::uint32_t count = 0;
-    if (!text.starts_with(k_meta_header) ||
-        std::from_chars(text.data() + k_meta_header.size(), text.data() + text.size(), count).ec !=
-            std::errc{}) {
-      return error{errc::corruption, fmt::format("{}: not an Annal store description", meta_path)};
+    auto parsed = parse_store_meta(
+        std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), meta_path);
+    if (!parsed) return parsed.err();
+    meta = *parsed;
+    if (meta.partitions != options_.partition_count) {
+      spdlog::info("store {} has {} partitions (asked for {}); using {}", root, meta.partitions,
+                   options_.partition_count, meta.partitions);
     }
-    if (count != options_.partition_count) {
-      spdlog::info("store {} has {} partitions (asked for {}); using {}", root, count,
-                   options_.partition_count, count);
-    }
-    partition_count_ = count;
   } else {
-    partition_count_ = options_.partition_count;
-    const std::string text = fmt::format("{}{}\n", k_meta_header, partition_count_);
+    meta.partitions = options_.partition_count;
+    const std::string text = format_store_meta(meta);
     if (auto ec = fs.write_file(meta_path, std::as_bytes(std::span(text)))) {
       return io_failure("write", meta_path, ec);
     }
   }
+  partition_count_ = meta.partitions;
+  // Format 1 stores keep plain node-log frames: their segments were written so.
+  const bool salted = meta.format >= 2;
+  options_.node_log.salt_frames = salted;
 
   partitions_.resize(partition_count_);
   failures_.resize(partition_count_);
@@ -119,9 +119,11 @@ status store::recover() {
     segments.push_back({node_log_position{base}, size});
     file_sizes.push_back(size);
   }
-  // Segments are preallocated: a file's records are followed by zeros. An
-  // older segment's records end where the next segment starts (the log rolls
-  // only after syncing them); the last one's end is found by scanning it.
+  // Segments are preallocated: a file's records are followed by zeros, or
+  // (format 2) by whatever an earlier use of the file left, which fails the
+  // segment's salt. An older segment's records end where the next segment
+  // starts (the log rolls only after syncing them); the last one's end is
+  // found by scanning it.
   for (std::size_t si = 0; si + 1 < segments.size(); ++si) {
     segments[si].bytes = std::min(file_sizes[si], segments[si + 1].base.value() -
                                                       segments[si].base.value());
@@ -147,9 +149,11 @@ status store::recover() {
     }
   };
 
+  std::vector<std::byte> unsalted;  // a replayed frame with its plain CRC
   for (std::size_t si = 0; si < segments.size(); ++si) {
     auto& seg = segments[si];
     const bool last = si + 1 == segments.size();
+    const std::uint32_t salt = salted ? node_log::crc_salt(seg.base) : 0;
     const std::string path = wal_dir + "/" + node_log::segment_name(seg.base);
     if (si > 0) {
       const auto& prev = segments[si - 1];
@@ -183,6 +187,11 @@ status store::recover() {
       auto& target = partitions_[p];
       if (!target || target->replay_from().value() > seg.base.value() + offset) return {};
       const lsn before = target->end();
+      if (salt != 0) {
+        unsalted.assign(frame.begin(), frame.end());
+        log_format::salt_frames(unsalted, salt);
+        frame = unsalted;
+      }
       auto replayed = target->replay(frame, path, offset);
       if (!replayed) {
         spdlog::error("partition {} does not open: {}", p, replayed.err().message);
@@ -194,7 +203,7 @@ status store::recover() {
       return {};
     };
     for (;;) {
-      auto outcome = scan_frames(bytes, from, visit, segment_tail::zero_filled);
+      auto outcome = scan_frames(bytes, from, visit, segment_tail::zero_filled, salt);
       if (!outcome) {
         fail_from(seg.base.value(), outcome.err());
         break;
@@ -213,6 +222,20 @@ status store::recover() {
         break;
       }
       const std::uint64_t problem = seg.base.value() + o.valid_end;
+      if (o.end == scan_outcome::ending::torn_tail && last && salted) {
+        // Left in place: no frame after valid_end passes this segment's
+        // salt (the scan checked every offset), and the next rounds'
+        // frames cannot form one with these bytes, as a frame starting in
+        // them lies wholly in them. An interrupted write and the frames of
+        // the file's earlier use look alike here.
+        spdlog::info("node log {}: records end at offset {} ({}); the {} bytes after it are an "
+                     "interrupted write or left from the file's earlier use, and are "
+                     "overwritten in place",
+                     path, o.valid_end, o.reason, o.written_end - o.valid_end);
+        recovery_.torn_bytes += o.written_end - o.valid_end;
+        seg.bytes = o.valid_end;
+        break;
+      }
       if (o.end == scan_outcome::ending::torn_tail && last) {
         // Zeroed, not cut: the file keeps its preallocated size, and the
         // next rounds overwrite zeros as everywhere else in it.

@@ -9,8 +9,10 @@
 #include "engine/checkpoint.hpp"
 #include "engine/file_names.hpp"
 #include "engine/log_scanner.hpp"
+#include "engine/node_log.hpp"
 #include "engine/partitioning.hpp"
 #include "engine/record_codec.hpp"
+#include "engine/store_meta.hpp"
 
 namespace annal::engine {
 namespace {
@@ -189,6 +191,21 @@ void verify_partition(file_system& fs, const std::string& dir, partition_id id,
 
 verify_report verify_store(file_system& fs, const std::string& directory) {
   verify_report report;
+  // Format 2 salts node-log frames; without a readable store.meta, assume it.
+  bool salted = true;
+  const std::string meta_path = directory + "/" + std::string(k_store_meta_name);
+  std::vector<std::byte> meta_bytes;
+  if (auto ec = fs.read_file(meta_path, meta_bytes)) {
+    add(report, severity::error, meta_path, 0, fmt::format("cannot read: {}", ec.message()));
+  } else if (auto meta = parse_store_meta(
+                 std::string_view(reinterpret_cast<const char*>(meta_bytes.data()),
+                                  meta_bytes.size()),
+                 meta_path);
+             !meta) {
+    add(report, severity::error, meta_path, 0, meta.err().message);
+  } else {
+    salted = meta->format >= 2;
+  }
   const std::string wal_dir = node_log_directory(directory);
   std::vector<std::string> names;
   if (auto ec = fs.list_files(wal_dir, names)) {
@@ -214,24 +231,39 @@ verify_report verify_store(file_system& fs, const std::string& directory) {
       add(report, severity::error, path, 0, fmt::format("cannot read: {}", ec.message()));
       continue;
     }
+    // An older segment's records end where the next segment starts; what a
+    // reused file holds after that is not read.
+    if (!last && wal_segments[i + 1].first > base &&
+        wal_segments[i + 1].first - base < bytes.size()) {
+      bytes.resize(wal_segments[i + 1].first - base);
+    }
     // Segments are preallocated: the records end at the first all-zero
-    // header that only zeros follow, and the next segment starts there.
+    // header that only zeros follow (or, format 2, at the first frame that
+    // fails the segment's salt), and the next segment starts there.
+    const std::uint32_t salt = salted ? node_log::crc_salt(node_log_position{base}) : 0;
     auto outcome = scan_frames(
         bytes, 0,
         [&](std::span<const std::byte>, std::uint64_t) {
           ++report.node_log_records;
           return status{};
         },
-        segment_tail::zero_filled);
+        segment_tail::zero_filled, salt);
     expected = base + (outcome && outcome->end == scan_outcome::ending::clean
                            ? outcome->valid_end
                            : bytes.size());
     if (!outcome || outcome->end == scan_outcome::ending::clean) continue;
     const bool torn = outcome->end == scan_outcome::ending::torn_tail && last;
+    const std::uint64_t tail = outcome->written_end - outcome->valid_end;
+    std::string message = outcome->reason;
+    if (torn && salted) {
+      message = fmt::format("records end here ({}); the {} bytes after them are an interrupted "
+                            "write or left from the file's earlier use, and are ignored on open",
+                            outcome->reason, tail);
+    } else if (torn) {
+      message = fmt::format("torn tail of {} bytes ({}); zeroed on open", tail, outcome->reason);
+    }
     add(report, torn ? severity::warning : severity::error, path, outcome->valid_end,
-        torn ? fmt::format("torn tail of {} bytes ({}); zeroed on open",
-                           outcome->written_end - outcome->valid_end, outcome->reason)
-             : fmt::format("{}", outcome->reason));
+        std::move(message));
   }
 
   // list_files returns regular files only; partition directories are numbered

@@ -12,10 +12,13 @@
 #include <gtest/gtest.h>
 
 #include "engine/log_format.hpp"
-#include "tests/support/disk_view.hpp"
 #include "tests/support/byte_damage.hpp"
+#include "tests/support/disk_view.hpp"
 #include "tests/support/fault_injection_file_system.hpp"
+#include "tests/support/frame_salt.hpp"
 #include "tests/support/temp_dir.hpp"
+
+using annal::testing::frame_salt_of;
 
 namespace {
 
@@ -56,7 +59,8 @@ std::vector<lf::record_header> frames_in(const std::string& path) {
   std::vector<lf::record_header> headers;
   std::size_t at = 0;
   while (at < bytes.size()) {
-    const auto parsed = lf::parse_frame(std::span<const std::byte>(bytes).subspan(at));
+    const auto parsed =
+        lf::parse_frame(std::span<const std::byte>(bytes).subspan(at), frame_salt_of(path));
     if (parsed.status == lf::frame_status::zero) {
       EXPECT_TRUE(std::all_of(bytes.begin() + static_cast<std::ptrdiff_t>(at), bytes.end(),
                               [](std::byte b) { return b == std::byte{0}; }))
@@ -509,6 +513,85 @@ TEST_F(node_log_test, release_deletes_only_segments_every_partition_released) {
   ASSERT_TRUE(log->sync().ok());
   EXPECT_EQ(p, node_log_position{704});
   EXPECT_EQ(written(dir_.file(wal(512))), 192u);
+}
+
+TEST_F(node_log_test, released_segments_are_reused_without_zero_filling) {
+  node_log_options options;
+  options.segment_bytes = 256;
+  options.prepare_in_background = false;  // the same file operations every run
+  auto log = open(options, {}, node_log_position{0}, /*partitions=*/1);
+  for (int i = 0; i < 10; ++i) {
+    append(*log, 0, i * k_frame);
+    ASSERT_TRUE(log->sync().ok());
+  }
+  // [0,256) [256,512) [512,640); the next segment is zero-filled already.
+  ASSERT_TRUE(log->release(partition_id{0}, node_log_position{512}).ok());
+  EXPECT_EQ(wal_files_in(dir_.path()), std::vector<std::string>{wal(512)});
+  EXPECT_EQ(log->spares(), (std::vector<std::string>{dir_.file("spare-" + wal(0) + ".tmp"),
+                                                     dir_.file("spare-" + wal(256) + ".tmp")}));
+
+  // Rolls to the zero-filled segment at 768, then to the first spare at 1024.
+  for (int i = 10; i < 17; ++i) {
+    append(*log, 0, i * k_frame);
+    ASSERT_TRUE(log->sync().ok());
+  }
+  EXPECT_EQ(wal_files_in(dir_.path()), (std::vector<std::string>{wal(512), wal(768), wal(1024)}));
+  EXPECT_EQ(log->spares(), std::vector<std::string>{dir_.file("spare-" + wal(256) + ".tmp")});
+  EXPECT_FALSE(fs_.exists(dir_.file("spare-" + wal(0) + ".tmp")));
+
+  // 1024.wal is the old 0.wal: one new frame, then the old file's second
+  // frame, salted for base 0 and not for base 1024.
+  std::vector<std::byte> bytes;
+  ASSERT_FALSE(annal::testing::read_all(dir_.file(wal(1024)), bytes));
+  ASSERT_EQ(bytes.size(), 256u);
+  const auto first = lf::parse_frame(bytes, node_log::crc_salt(node_log_position{1024}));
+  ASSERT_EQ(first.status, lf::frame_status::ok);
+  EXPECT_EQ(first.header.position, lsn{16 * k_frame});
+  const auto rest = std::span<const std::byte>(bytes).subspan(k_frame);
+  EXPECT_EQ(lf::parse_frame(rest, node_log::crc_salt(node_log_position{1024})).status,
+            lf::frame_status::checksum_mismatch);
+  const auto stale = lf::parse_frame(rest, node_log::crc_salt(node_log_position{0}));
+  ASSERT_EQ(stale.status, lf::frame_status::ok) << "the spare was not zero-filled";
+  EXPECT_EQ(stale.header.position, lsn{1 * k_frame});
+}
+
+TEST_F(node_log_test, format_1_deletes_released_segments_and_writes_plain_frames) {
+  node_log_options options;
+  options.segment_bytes = 256;
+  options.salt_frames = false;
+  auto log = open(options, {}, node_log_position{0}, /*partitions=*/1);
+  for (int i = 0; i < 10; ++i) {
+    append(*log, 0, i * k_frame);
+    ASSERT_TRUE(log->sync().ok());
+  }
+  ASSERT_TRUE(log->release(partition_id{0}, node_log_position{512}).ok());
+  EXPECT_TRUE(log->spares().empty());
+  auto names = files_in(dir_.path());
+  std::erase(names, "next.wal.tmp");
+  EXPECT_EQ(names, std::vector<std::string>{wal(512)});
+  std::vector<std::byte> bytes;
+  ASSERT_FALSE(annal::testing::read_all(dir_.file(wal(512)), bytes));
+  EXPECT_EQ(lf::parse_frame(bytes).status, lf::frame_status::ok);
+}
+
+TEST_F(node_log_test, spares_survive_a_reopen) {
+  node_log_options options;
+  options.segment_bytes = 256;
+  options.prepare_in_background = false;
+  std::vector<node_log::segment> segments;
+  {
+    auto log = open(options, {}, node_log_position{0}, /*partitions=*/1);
+    for (int i = 0; i < 10; ++i) {
+      append(*log, 0, i * k_frame);
+      ASSERT_TRUE(log->sync().ok());
+    }
+    ASSERT_TRUE(log->release(partition_id{0}, node_log_position{512}).ok());
+    segments = log->segments();
+  }
+  auto log = open(options, segments, node_log_position{640}, /*partitions=*/1);
+  EXPECT_EQ(log->spares(), (std::vector<std::string>{dir_.file("spare-" + wal(0) + ".tmp"),
+                                                     dir_.file("spare-" + wal(256) + ".tmp")}));
+  EXPECT_FALSE(fs_.exists(dir_.file("next.wal.tmp"))) << "an unfinished preparation is dropped";
 }
 
 TEST_F(node_log_test, reopen_continues_at_the_end_of_the_last_segment) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <span>
@@ -308,7 +309,7 @@ TEST_F(node_log_tail_test, zero_tail_is_a_clean_end) {
   EXPECT_TRUE(annal::engine::verify_store(annal::engine::posix_file_system(), options_.directory).ok());
 }
 
-TEST_F(node_log_tail_test, torn_record_followed_by_zeros_is_a_torn_tail_and_zeroed) {
+TEST_F(node_log_tail_test, torn_record_followed_by_zeros_is_a_torn_tail_and_overwritten) {
   write_everything();
   const auto before = observe_all();
   const std::uint64_t end = st().wal().durable_position().value();
@@ -316,24 +317,105 @@ TEST_F(node_log_tail_test, torn_record_followed_by_zeros_is_a_torn_tail_and_zero
   // The start of a record whose write never finished: the first 40 bytes of
   // the log's first record, at its end.
   auto bytes = wal_bytes();
-  write_at(wal_file(), end, std::span(bytes).first(40));
+  const std::vector<std::byte> torn(bytes.begin(), bytes.begin() + 40);
+  write_at(wal_file(), end, torn);
   const auto report = annal::engine::verify_store(annal::engine::posix_file_system(), options_.directory);
   EXPECT_TRUE(report.ok());
   ASSERT_EQ(report.problems.size(), 1u);
   EXPECT_EQ(report.problems[0].offset, end);
 
   open_store();
-  EXPECT_GT(st().recovery().torn_bytes, 0u);
-  EXPECT_LE(st().recovery().torn_bytes, 40u);
+  EXPECT_EQ(st().recovery().torn_bytes, 40u);
   EXPECT_EQ(observe_all(), before);
+  EXPECT_EQ(st().wal().appended_position().value(), end) << "the log continues where records end";
   bytes = wal_bytes();
   EXPECT_EQ(bytes.size(), options_.node_log.segment_bytes);
-  EXPECT_TRUE(zeros_from(bytes, end)) << "the torn bytes are zeroed before new records go there";
+  EXPECT_TRUE(std::equal(torn.begin(), torn.end(), bytes.begin() + static_cast<std::ptrdiff_t>(end)))
+      << "format 2 leaves torn bytes for new records to overwrite";
   // New records go where the torn one was, and survive another crash.
   append_synced("orders-5", expected_version::any(), fresh_events(1));
   const auto after = observe_all();
   crash_and_reopen();
+  EXPECT_EQ(observe_all(), after);
+}
+
+// Stores created before format 2 keep plain node-log frames and zero a torn
+// tail before writing over it.
+TEST_F(node_log_tail_test, format_1_store_zeroes_a_torn_tail) {
+  store_.reset();  // SetUp created a format-2 store: start over as format 1
+  std::filesystem::remove_all(options_.directory);
+  ASSERT_FALSE(annal::engine::posix_file_system().create_directories(options_.directory));
+  const std::string meta = "annal-store 1\npartitions 4\n";
+  ASSERT_FALSE(annal::engine::posix_file_system().write_file(options_.directory + "/store.meta",
+                                                           std::as_bytes(std::span(meta))));
+  open_store();
+  write_everything();
+  const auto before = observe_all();
+  const std::uint64_t end = st().wal().durable_position().value();
+  store_.reset();  // crash
+  auto bytes = wal_bytes();
+  ASSERT_EQ(annal::engine::log_format::parse_frame(bytes).status,
+            annal::engine::log_format::frame_status::ok)
+      << "format 1 frames are plain";
+  write_at(wal_file(), end, std::span(bytes).first(40));
+
+  open_store();
+  EXPECT_EQ(st().recovery().torn_bytes, 40u);
+  EXPECT_EQ(observe_all(), before);
+  bytes = wal_bytes();
+  EXPECT_TRUE(zeros_from(bytes, end)) << "the torn bytes are zeroed before new records go there";
+  append_synced("orders-5", expected_version::any(), fresh_events(1));
+  const auto after = observe_all();
+  crash_and_reopen();
   EXPECT_EQ(st().recovery().torn_bytes, 0u);
+  EXPECT_EQ(observe_all(), after);
+}
+
+// Small node-log segments that checkpoints release quickly, so that the log
+// soon writes into a reused file.
+class recycled_segment_test : public recovery_test {
+ protected:
+  recycled_segment_test() { options_.node_log.segment_bytes = 4u << 10; }
+
+  // Whether the active node-log segment holds non-zero bytes after its
+  // records: a reused file, with frames of its earlier use there.
+  bool active_segment_was_reused() {
+    const auto active = st().wal().segments().back();
+    std::vector<std::byte> bytes;
+    EXPECT_FALSE(annal::testing::read_all(
+        options_.directory + "/node-log/" + annal::engine::node_log::segment_name(active.base),
+        bytes));
+    return std::any_of(bytes.begin() + static_cast<std::ptrdiff_t>(active.bytes), bytes.end(),
+                       [](std::byte b) { return b != std::byte{0}; });
+  }
+};
+
+TEST_F(recycled_segment_test, crash_in_a_reused_segment_recovers_exactly_its_new_records) {
+  std::size_t appends = 0;
+  while (!active_segment_was_reused() && appends < 2000) {
+    append_synced(streams_[appends % streams_.size()], expected_version::any(), fresh_events(3));
+    if (++appends % 8 == 0) must(st().checkpoint_all(), "checkpoint");
+  }
+  ASSERT_TRUE(active_segment_was_reused()) << "no reused segment after " << appends << " appends";
+  // Records that only the node log holds: recovery must read them there.
+  append_synced("orders-2", expected_version::any(), fresh_events(1));
+  append_synced("payments-1", expected_version::any(), fresh_events(1));
+  ASSERT_TRUE(active_segment_was_reused());
+  const auto before = observe_all();
+  const std::uint64_t end = st().wal().durable_position().value();
+
+  crash_and_reopen();
+  EXPECT_EQ(observe_all(), before) << "no frame of the file's earlier use came back";
+  EXPECT_EQ(st().wal().appended_position().value(), end) << "the log continues where records end";
+  EXPECT_GT(st().recovery().torn_bytes, 0u) << "the earlier use's bytes were seen and ignored";
+  const auto report =
+      annal::engine::verify_store(annal::engine::posix_file_system(), options_.directory);
+  EXPECT_TRUE(report.ok());
+
+  // Writing on over the old frames, then another crash.
+  append_synced("orders-1", expected_version::any(), fresh_events(1));
+  const auto after = observe_all();
+  crash_and_reopen();
   EXPECT_EQ(observe_all(), after);
 }
 

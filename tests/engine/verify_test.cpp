@@ -12,8 +12,11 @@
 #include "engine/store.hpp"
 #include "tests/support/byte_damage.hpp"
 #include "tests/support/event_factory.hpp"
+#include "tests/support/frame_salt.hpp"
 #include "tests/support/manual_clock.hpp"
 #include "tests/support/temp_dir.hpp"
+
+using annal::testing::frame_salt_of;
 
 namespace {
 
@@ -46,7 +49,8 @@ std::vector<frame_at> frames_in(const std::string& path) {
   std::vector<frame_at> frames;
   std::uint64_t at = 0;
   while (at < bytes.size()) {
-    const auto parsed = lf::parse_frame(std::span<const std::byte>(bytes).subspan(at));
+    const auto parsed =
+        lf::parse_frame(std::span<const std::byte>(bytes).subspan(at), frame_salt_of(path));
     if (parsed.status != lf::frame_status::ok) break;
     frames.push_back({at, parsed.header.frame_size(), parsed.header.position.value()});
     at += parsed.header.frame_size();
@@ -283,7 +287,10 @@ TEST_F(verify_test, truncated_node_log_tail_is_a_warning) {
   EXPECT_EQ(problem.file, path);
   EXPECT_EQ(problem.offset, last.offset);
   EXPECT_EQ(problem.message,
-            fmt::format("torn tail of {} bytes (incomplete record); zeroed on open", last.size - 5));
+            fmt::format("records end here (incomplete record); the {} bytes after them are an "
+                        "interrupted write or left from the file's earlier use, and are ignored "
+                        "on open",
+                        last.size - 5));
   EXPECT_EQ(report.node_log_records, static_cast<std::uint64_t>(k_appends - 1));
 }
 
