@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 
 #include "engine/file_names.hpp"
@@ -14,7 +13,6 @@
 
 namespace annal::engine {
 namespace {
-
 
 // The first `size` bytes of `path`: mapped where the file system offers it
 // (no copy), read otherwise. `keep` owns the bytes.

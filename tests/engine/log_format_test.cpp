@@ -1,5 +1,6 @@
 #include "engine/log_format.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -266,6 +267,35 @@ TEST(log_format_test, align_up_rounds_to_eight_bytes) {
   EXPECT_EQ(lf::align_up(8), 8u);
   EXPECT_EQ(lf::align_up(9), 16u);
   EXPECT_EQ(lf::align_up(23), 24u);
+}
+
+TEST(log_format_test, salted_frames_parse_only_under_their_salt) {
+  auto bytes = make_frame(16, 1, record_type::append_batch, k_partition, lsn{0});
+  const auto second = make_frame(32, 9, record_type::snapshot, k_partition, lsn{40});
+  bytes.insert(bytes.end(), second.begin(), second.end());
+  const auto plain = bytes;
+  const std::uint32_t salt = 0x5a17c0de;
+
+  lf::salt_frames(bytes, salt);
+  const std::span<const std::byte> all(bytes);
+  const std::size_t first_size = lf::k_header_size + 16;
+  EXPECT_EQ(peek<std::uint32_t>(bytes, lf::k_crc_offset),
+            peek<std::uint32_t>(plain, lf::k_crc_offset) ^ salt);
+  EXPECT_EQ(peek<std::uint32_t>(bytes, first_size + lf::k_crc_offset),
+            peek<std::uint32_t>(plain, first_size + lf::k_crc_offset) ^ salt)
+      << "every frame is salted, not only the first";
+  EXPECT_TRUE(std::equal(bytes.begin() + lf::k_crc_covered_from, bytes.begin() + first_size,
+                         plain.begin() + lf::k_crc_covered_from))
+      << "only the CRC field changes";
+
+  EXPECT_EQ(lf::parse_frame(all).status, frame_status::checksum_mismatch);
+  EXPECT_EQ(lf::parse_frame(all, salt ^ 1).status, frame_status::checksum_mismatch);
+  EXPECT_EQ(lf::parse_frame(all, salt).status, frame_status::ok);
+  EXPECT_EQ(lf::parse_frame(all.subspan(first_size), salt).status, frame_status::ok);
+
+  lf::salt_frames(bytes, salt);
+  EXPECT_EQ(bytes, plain) << "salting twice with one salt restores the plain frames";
+  EXPECT_EQ(lf::parse_frame(std::span<const std::byte>(bytes)).status, frame_status::ok);
 }
 
 }  // namespace
