@@ -62,7 +62,6 @@ result<std::unique_ptr<node_log>> node_log::open(file_system& fs, std::string di
   // used, so never needed. Spares stay spares.
   std::vector<std::string> names;
   if (auto ec = fs.list_files(log->dir_, names)) return io_failure("list", log->dir_, ec);
-  std::sort(names.begin(), names.end());
   for (const auto& name : names) {
     if (!name.ends_with(k_node_log_temp_suffix)) continue;
     const std::string path = log->dir_ + "/" + name;

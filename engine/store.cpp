@@ -65,10 +65,7 @@ status store::recover() {
   const std::string meta_path = root + "/" + std::string(k_store_meta_name);
   store_meta meta;
   if (fs.exists(meta_path)) {
-    std::vector<std::byte> bytes;
-    if (auto ec = fs.read_file(meta_path, bytes)) return io_failure("read", meta_path, ec);
-    auto parsed = parse_store_meta(
-        std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), meta_path);
+    auto parsed = read_store_meta(fs, meta_path);
     if (!parsed) return parsed.err();
     meta = *parsed;
     if (meta.partitions != options_.partition_count) {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <vector>
+
 #include <charconv>
 
 namespace annal::engine {
@@ -43,6 +45,13 @@ result<store_meta> parse_store_meta(std::string_view text, const std::string& pa
 
 std::string format_store_meta(const store_meta& meta) {
   return fmt::format("{}{}{}{}\n", k_magic, meta.format, k_partitions, meta.partitions);
+}
+
+result<store_meta> read_store_meta(file_system& fs, const std::string& path) {
+  std::vector<std::byte> bytes;
+  if (auto ec = fs.read_file(path, bytes)) return io_failure("read", path, ec);
+  return parse_store_meta(
+      std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path);
 }
 
 }  // namespace annal::engine

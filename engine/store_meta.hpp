@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "engine/errors.hpp"
+#include "engine/file_system.hpp"
 
 namespace annal::engine {
 
@@ -27,5 +28,7 @@ struct store_meta {
 // format this build does not read. `path` names the file in errors.
 result<store_meta> parse_store_meta(std::string_view text, const std::string& path);
 std::string format_store_meta(const store_meta& meta);
+// Reads and parses the file at `path`: io_error if it cannot be read.
+result<store_meta> read_store_meta(file_system& fs, const std::string& path);
 
 }  // namespace annal::engine

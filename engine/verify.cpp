@@ -194,14 +194,7 @@ verify_report verify_store(file_system& fs, const std::string& directory) {
   // Format 2 salts node-log frames; without a readable store.meta, assume it.
   bool salted = true;
   const std::string meta_path = directory + "/" + std::string(k_store_meta_name);
-  std::vector<std::byte> meta_bytes;
-  if (auto ec = fs.read_file(meta_path, meta_bytes)) {
-    add(report, severity::error, meta_path, 0, fmt::format("cannot read: {}", ec.message()));
-  } else if (auto meta = parse_store_meta(
-                 std::string_view(reinterpret_cast<const char*>(meta_bytes.data()),
-                                  meta_bytes.size()),
-                 meta_path);
-             !meta) {
+  if (auto meta = read_store_meta(fs, meta_path); !meta) {
     add(report, severity::error, meta_path, 0, meta.err().message);
   } else {
     salted = meta->format >= 2;
