@@ -222,8 +222,9 @@ void append_group_commit(const settings& s, const std::string& name, std::size_t
   appends.notify_all();
   for (auto& t : syncers) t.join();
   report(name,
-         fmt::format("batch={} size={} inflight={} partitions={} syncers={} fsync=always", batch,
-                     size, inflight, partitions, s.syncers),
+         fmt::format("batch={} size={} inflight={} partitions={} syncers={} wal_segment={} "
+                     "fsync=always",
+                     batch, size, inflight, partitions, s.syncers, s.wal_segment_bytes),
          written, seconds,
          fmt::format("sync_rounds={} events/round={:.1f}", rounds.load(),
                      double(written) / std::max<std::uint64_t>(rounds.load(), 1)));

@@ -2,9 +2,8 @@
 
 #include <fmt/format.h>
 
-#include <vector>
-
 #include <charconv>
+#include <vector>
 
 namespace annal::engine {
 namespace {
