@@ -30,6 +30,13 @@ class writable_file {
   // error). In place, the bytes there are overwritten; the file grows only by
   // what lands past its end.
   virtual std::error_code append(std::span<const std::byte> data) = 0;
+  // Like append, but the last `mark_bytes` of `data` are an end mark: they
+  // are written in the same write as the rest, and the position moves only
+  // past the bytes before them, so the next append overwrites the mark. A
+  // file opened with open_writable writes no mark: its end is where the data
+  // ends. Requires: mark_bytes <= data.size().
+  virtual std::error_code append_with_mark(std::span<const std::byte> data,
+                                           std::size_t mark_bytes) = 0;
   // fdatasync: every byte appended before the call is durable on return.
   virtual std::error_code sync() = 0;
   // The write position: for open_writable the bytes in the file, including

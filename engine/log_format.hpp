@@ -32,6 +32,10 @@ inline constexpr std::size_t k_lsn_offset = 16;
 // The CRC covers everything after itself: the rest of the header and the payload.
 inline constexpr std::size_t k_crc_covered_from = 4;
 
+// An end mark: a zero-filled header after the last record of a write
+// (node-log segments of format 2, see docs/log_format.md).
+inline constexpr std::size_t k_end_mark_bytes = k_header_size;
+
 // Type 0 is reserved: a zero-filled header is never a record. Types with
 // k_ignorable_type_bit set may be skipped by readers that do not know them;
 // an unknown type without the bit is corruption.

@@ -70,14 +70,18 @@ result<scan_outcome> scan_frames(
       }
       // No valid frame can lie past the last non-zero byte.
       out.written_end = written_end(bytes, at);
-      if (parsed.status == log_format::frame_status::zero && out.written_end == at) {
+      const bool zero = parsed.status == log_format::frame_status::zero;
+      if (zero && out.written_end == at) {
+        out.reason.clear();
+        out.end = scan_outcome::ending::clean;
+      } else if (valid_frame_after(bytes, at + log_format::k_alignment, out.written_end,
+                                   crc_salt)) {
+        out.end = scan_outcome::ending::damaged;
+      } else if (zero && tail == segment_tail::marked) {
         out.reason.clear();
         out.end = scan_outcome::ending::clean;
       } else {
-        out.end = valid_frame_after(bytes, at + log_format::k_alignment, out.written_end,
-                                    crc_salt)
-                      ? scan_outcome::ending::damaged
-                      : scan_outcome::ending::torn_tail;
+        out.end = scan_outcome::ending::torn_tail;
       }
       return out;
     }

@@ -14,13 +14,16 @@ namespace annal::engine {
 enum class segment_tail {
   exact,        // nothing: the file ends with its last record (partition logs)
   zero_filled,  // zeros up to the end of the file (preallocated node-log segments)
+  marked,       // an end mark (an all-zero header), then anything: a reused file's
+                // old bytes (node-log segments of format 2)
 };
 
 // How a scan of one segment's bytes ended.
 struct scan_outcome {
   enum class ending {
     clean,      // every byte belongs to a valid record, or (zero_filled) the
-                // records are followed by zeros only
+                // records are followed by zeros only, or (marked) by an end
+                // mark and no valid record
     torn_tail,  // a bad record (or zeros) with nothing valid after it: an interrupted write
     damaged,    // a bad record followed by valid ones: corruption
   };
@@ -44,7 +47,8 @@ std::uint64_t written_end(std::span<const std::byte> bytes, std::uint64_t from);
 // and stops at the first invalid one. Whether that is a torn tail or damage
 // is decided by searching the rest of the bytes for any valid frame (at
 // 8-byte steps). With segment_tail::zero_filled, an all-zero header followed
-// by nothing but zeros is the clean end of the written data. `visit` may stop
+// by nothing but zeros is the clean end of the written data; with
+// segment_tail::marked, any all-zero header with no valid frame after it. `visit` may stop
 // the scan by returning an error, which is returned as is. `crc_salt`: the
 // frames' CRCs are salted with it (log_format::salt_frames); a frame salted
 // with another value is not valid. `visit` gets the frame as stored.

@@ -114,8 +114,15 @@ status node_log::prepare_next_segment() {
   }
   if (!spare.empty()) {
     // Its blocks are written and its size is durable: a round overwrites
-    // them in place as it would zeros. Its old frames fail the new salt.
+    // them in place as it would zeros. Its old frames fail the new salt. An
+    // end mark at its start makes it an empty segment until the first round.
     spdlog::debug("node log: reusing {}", spare);
+    std::unique_ptr<writable_file> file;
+    if (auto ec = fs_.open_writable_at(spare, 0, file)) return io_failure("open", spare, ec);
+    const std::vector<std::byte> mark(log_format::k_end_mark_bytes);
+    if (auto ec = file->append_with_mark(mark, mark.size())) return io_failure("write", spare, ec);
+    if (auto ec = file->sync()) return io_failure("fdatasync", spare, ec);
+    file.reset();
     if (auto ec = fs_.rename_file(spare, path)) return io_failure("rename", spare, ec);
     return {};
   }
@@ -227,7 +234,7 @@ status node_log::roll(node_log_position base) {
   return {};
 }
 
-status node_log::write_round(std::span<std::byte> bytes, std::uint64_t round_start) {
+status node_log::write_round(std::vector<std::byte>& records, std::uint64_t round_start) {
   segment active;
   {
     std::lock_guard lock(segments_mu_);
@@ -239,12 +246,20 @@ status node_log::write_round(std::span<std::byte> bytes, std::uint64_t round_sta
     active = {node_log_position{round_start}, 0};
   }
   const std::string path = dir_ + "/" + segment_name(active.base);
-  if (options_.salt_frames) log_format::salt_frames(bytes, crc_salt(active.base));
-  if (auto ec = writer_->append(bytes)) return io_failure("write", path, ec);
+  const std::size_t size = records.size();
+  if (options_.salt_frames) {
+    log_format::salt_frames(records, crc_salt(active.base));
+    records.resize(size + log_format::k_end_mark_bytes, std::byte{0});
+    if (auto ec = writer_->append_with_mark(records, log_format::k_end_mark_bytes)) {
+      return io_failure("write", path, ec);
+    }
+  } else if (auto ec = writer_->append(records)) {
+    return io_failure("write", path, ec);
+  }
   std::uint64_t filled;
   {
     std::lock_guard lock(segments_mu_);
-    segments_.back().bytes += bytes.size();
+    segments_.back().bytes += size;
     filled = segments_.back().bytes;
   }
   if (filled >= options_.segment_bytes / 2) {

@@ -133,9 +133,13 @@ class node_log {
            std::uint32_t partition_count);
   status fail_locked(error e);  // Requires: append_mu_ held.
   result<node_log_position> round(bool force_fdatasync);
-  // Salts and writes `bytes` at the end, rolling to a new segment first if
-  // the active one is full. Requires: io_mu_ held.
-  status write_round(std::span<std::byte> bytes, std::uint64_t round_start);
+  // Salts and writes `records` (whole frames) at the end, rolling to a new
+  // segment first if the active one is full. With salted frames an end mark
+  // follows them in the same write (a zero header, overwritten by the next
+  // round): after it, a reused file's old bytes are told apart from an
+  // interrupted write (docs/log_format.md). Grows `records` by the mark.
+  // Requires: io_mu_ held.
+  status write_round(std::vector<std::byte>& records, std::uint64_t round_start);
   // Starts a new active segment at `base` from the prepared next segment,
   // preparing it first if it is not ready. Requires: io_mu_ held.
   status roll(node_log_position base);

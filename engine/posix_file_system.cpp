@@ -151,6 +151,11 @@ class posix_writable_file final : public writable_file {
     return write_all(fd_.get(), data, [this](std::size_t n) { size_.fetch_add(n); });
   }
 
+  std::error_code append_with_mark(std::span<const std::byte> data,
+                                   std::size_t mark_bytes) override {
+    return append(data.first(data.size() - mark_bytes));
+  }
+
   std::error_code sync() override {
     if (::fdatasync(fd_.get()) != 0) return last_error();
     return {};
@@ -173,8 +178,14 @@ class posix_positioned_file final : public writable_file {
   posix_positioned_file(unique_fd fd, std::uint64_t offset) : fd_(std::move(fd)), position_(offset) {}
 
   std::error_code append(std::span<const std::byte> data) override {
+    return append_with_mark(data, 0);
+  }
+
+  std::error_code append_with_mark(std::span<const std::byte> data,
+                                   std::size_t mark_bytes) override {
+    std::uint64_t at = position_.load();
+    const std::uint64_t end = at + (data.size() - mark_bytes);
     while (!data.empty()) {
-      const std::uint64_t at = position_.load();
       if (at > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max())) {
         return std::make_error_code(std::errc::invalid_argument);
       }
@@ -184,7 +195,8 @@ class posix_positioned_file final : public writable_file {
         return last_error();
       }
       if (n == 0) return std::make_error_code(std::errc::io_error);  // never loop forever
-      position_.fetch_add(static_cast<std::uint64_t>(n));
+      at += static_cast<std::uint64_t>(n);
+      position_.store(std::min(at, end));
       data = data.subspan(static_cast<std::size_t>(n));
     }
     return {};

@@ -149,6 +149,7 @@ status store::recover() {
     auto& seg = segments[si];
     const bool last = si + 1 == segments.size();
     const std::uint32_t salt = salted ? node_log::crc_salt(seg.base) : 0;
+    const auto tail = salted ? segment_tail::marked : segment_tail::zero_filled;
     const std::string path = wal_dir + "/" + node_log::segment_name(seg.base);
     if (si > 0) {
       const auto& prev = segments[si - 1];
@@ -198,7 +199,7 @@ status store::recover() {
       return {};
     };
     for (;;) {
-      auto outcome = scan_frames(bytes, from, visit, segment_tail::zero_filled, salt);
+      auto outcome = scan_frames(bytes, from, visit, tail, salt);
       if (!outcome) {
         fail_from(seg.base.value(), outcome.err());
         break;

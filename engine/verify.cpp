@@ -231,8 +231,8 @@ verify_report verify_store(file_system& fs, const std::string& directory) {
       bytes.resize(wal_segments[i + 1].first - base);
     }
     // Segments are preallocated: the records end at the first all-zero
-    // header that only zeros follow (or, format 2, at the first frame that
-    // fails the segment's salt), and the next segment starts there.
+    // header that only zeros follow (format 2: at the first all-zero header,
+    // the end mark of the last write), and the next segment starts there.
     const std::uint32_t salt = salted ? node_log::crc_salt(node_log_position{base}) : 0;
     auto outcome = scan_frames(
         bytes, 0,
@@ -240,7 +240,7 @@ verify_report verify_store(file_system& fs, const std::string& directory) {
           ++report.node_log_records;
           return status{};
         },
-        segment_tail::zero_filled, salt);
+        salted ? segment_tail::marked : segment_tail::zero_filled, salt);
     expected = base + (outcome && outcome->end == scan_outcome::ending::clean
                            ? outcome->valid_end
                            : bytes.size());

@@ -76,6 +76,20 @@ TEST_F(fault_injection_file_system_test, unsynced_bytes_are_dropped_on_power_los
   EXPECT_EQ(on_disk(dir_.file("log")), "synced|");
 }
 
+TEST_F(fault_injection_file_system_test, end_mark_in_place_is_kept_once_synced_and_undone_if_not) {
+  const auto path = dir_.file("log");
+  ASSERT_FALSE(fs_.write_file(path, bytes_of("..........")));
+  std::unique_ptr<writable_file> file;
+  ASSERT_FALSE(fs_.open_writable_at(path, 0, file));
+  ASSERT_FALSE(file->append_with_mark(bytes_of("ab##"), 2));
+  ASSERT_FALSE(file->sync());
+  ASSERT_FALSE(file->append_with_mark(bytes_of("cd##"), 2));  // over the mark, never synced
+  EXPECT_EQ(on_disk(path), "abcd##....");
+  file.reset();
+  ASSERT_FALSE(fs_.power_loss(mode::drop_unsynced));
+  EXPECT_EQ(on_disk(path), "ab##......");
+}
+
 TEST_F(fault_injection_file_system_test, synced_file_survives_power_loss_whole) {
   auto file = open("log");
   ASSERT_FALSE(fs_.sync_directory(dir_.path()));

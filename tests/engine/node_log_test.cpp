@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/file_names.hpp"
 #include "engine/log_format.hpp"
 #include "tests/support/byte_damage.hpp"
 #include "tests/support/disk_view.hpp"
@@ -539,20 +540,33 @@ TEST_F(node_log_test, released_segments_are_reused_without_zero_filling) {
   EXPECT_EQ(log->spares(), std::vector<std::string>{dir_.file("spare-" + wal(256) + ".tmp")});
   EXPECT_FALSE(fs_.exists(dir_.file("spare-" + wal(0) + ".tmp")));
 
-  // 1024.wal is the old 0.wal: one new frame, then the old file's second
-  // frame, salted for base 0 and not for base 1024.
+  // 1024.wal is the old 0.wal (four frames and the end mark of its last
+  // round): one new frame, its end mark over the old second frame's header,
+  // then the rest of that frame.
   std::vector<std::byte> bytes;
   ASSERT_FALSE(annal::testing::read_all(dir_.file(wal(1024)), bytes));
-  ASSERT_EQ(bytes.size(), 256u);
+  ASSERT_EQ(bytes.size(), 4 * k_frame + lf::k_end_mark_bytes);
   const auto first = lf::parse_frame(bytes, node_log::crc_salt(node_log_position{1024}));
   ASSERT_EQ(first.status, lf::frame_status::ok);
   EXPECT_EQ(first.header.position, lsn{16 * k_frame});
   const auto rest = std::span<const std::byte>(bytes).subspan(k_frame);
   EXPECT_EQ(lf::parse_frame(rest, node_log::crc_salt(node_log_position{1024})).status,
-            lf::frame_status::checksum_mismatch);
-  const auto stale = lf::parse_frame(rest, node_log::crc_salt(node_log_position{0}));
-  ASSERT_EQ(stale.status, lf::frame_status::ok) << "the spare was not zero-filled";
-  EXPECT_EQ(stale.header.position, lsn{1 * k_frame});
+            lf::frame_status::zero);
+  const auto old_payload = rest.subspan(lf::k_end_mark_bytes, k_frame - lf::k_end_mark_bytes);
+  EXPECT_NE(std::count(old_payload.begin(), old_payload.end(), std::byte{0}),
+            static_cast<std::ptrdiff_t>(old_payload.size()))
+      << "the spare was not zero-filled";
+
+  // 1024.wal half full: the next segment is prepared from the other spare,
+  // which starts with an end mark until a round writes to it.
+  append(*log, 0, 17 * k_frame);
+  ASSERT_TRUE(log->sync().ok());
+  EXPECT_TRUE(log->spares().empty());
+  std::vector<std::byte> next;
+  ASSERT_FALSE(annal::testing::read_all(
+      dir_.file(std::string(annal::engine::k_next_node_log_segment)), next));
+  ASSERT_EQ(next.size(), 4 * k_frame + lf::k_end_mark_bytes) << "the old 256.wal";
+  EXPECT_EQ(lf::parse_frame(next).status, lf::frame_status::zero);
 }
 
 TEST_F(node_log_test, format_1_deletes_released_segments_and_writes_plain_frames) {
@@ -704,7 +718,9 @@ TEST_F(node_log_test, rollover_across_preallocated_segments_keeps_every_frame_in
         EXPECT_EQ(h.position.value(), expected) << path;
         expected += k_frame;
       }
-      EXPECT_EQ(annal::testing::size_on_disk(path), std::max<std::uint64_t>(512, segments[i].bytes))
+      // Preallocated, or grown by the last round and its end mark.
+      EXPECT_EQ(annal::testing::size_on_disk(path),
+                std::max<std::uint64_t>(512, segments[i].bytes + lf::k_end_mark_bytes))
           << path;
     }
     EXPECT_EQ(expected, position);
@@ -729,9 +745,10 @@ TEST_F(node_log_test, segments_are_not_preallocated_without_fdatasyncs) {
   ASSERT_TRUE(log->sync().ok());
   append(*log, 0, position);
   ASSERT_TRUE(log->sync().ok());  // rolls: the first segment is full
-  EXPECT_EQ(annal::testing::size_on_disk(dir_.file(wal(0))), 4096u + 64);
+  // Each file ends with the end mark of its last round.
+  EXPECT_EQ(annal::testing::size_on_disk(dir_.file(wal(0))), 4096u + 64 + lf::k_end_mark_bytes);
   EXPECT_EQ(written(dir_.file(wal(0))), 4096u + 64);
-  EXPECT_EQ(annal::testing::size_on_disk(dir_.file(wal(4096 + 64))), 64u);
+  EXPECT_EQ(annal::testing::size_on_disk(dir_.file(wal(4096 + 64))), 64u + lf::k_end_mark_bytes);
 }
 
 TEST_F(node_log_test, unsynced_rounds_over_zeros_revert_to_zeros_on_power_loss) {

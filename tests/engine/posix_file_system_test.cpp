@@ -78,6 +78,31 @@ TEST_F(posix_file_system_test, open_writable_appends_after_existing_bytes) {
   EXPECT_EQ(contents(path), "abcdef");
 }
 
+TEST_F(posix_file_system_test, append_with_mark_in_place_leaves_the_mark_for_the_next_append) {
+  const auto path = dir_.file("log");
+  ASSERT_FALSE(annal::testing::write_all(path, bytes_of("0123456789")));
+  std::unique_ptr<writable_file> file;
+  ASSERT_FALSE(fs_.open_writable_at(path, 2, file));
+  ASSERT_FALSE(file->append_with_mark(bytes_of("ab--"), 2));
+  EXPECT_EQ(file->size(), 4u) << "the position stops before the mark";
+  EXPECT_EQ(contents(path), "01ab--6789");
+  ASSERT_FALSE(file->append_with_mark(bytes_of("cdefghi**"), 2));
+  EXPECT_EQ(file->size(), 11u);
+  EXPECT_EQ(contents(path), "01abcdefghi**") << "the file grows by the mark too";
+  ASSERT_FALSE(file->append(bytes_of("j")));
+  EXPECT_EQ(contents(path), "01abcdefghij*");
+}
+
+TEST_F(posix_file_system_test, append_with_mark_at_the_end_writes_no_mark) {
+  const auto path = dir_.file("log");
+  std::unique_ptr<writable_file> file;
+  ASSERT_FALSE(fs_.open_writable(path, file));
+  ASSERT_FALSE(file->append_with_mark(bytes_of("abc--"), 2));
+  EXPECT_EQ(file->size(), 3u);
+  ASSERT_FALSE(file->append_with_mark(bytes_of("d--"), 2));
+  EXPECT_EQ(contents(path), "abcd");
+}
+
 TEST_F(posix_file_system_test, open_writable_creates_file_with_mode_0644) {
   const auto path = dir_.file("log");
   const mode_t old_umask = ::umask(022);

@@ -276,8 +276,9 @@ TEST_F(verify_test, truncated_node_log_tail_is_a_warning) {
   const auto frames = frames_in(path);
   ASSERT_FALSE(frames.empty());
   const auto& last = frames.back();
-  ASSERT_EQ(last.offset + last.size, file_size(path));
-  ASSERT_FALSE(annal::testing::shrink_file(path, file_size(path) - 5));
+  // The last write's end mark follows the records.
+  ASSERT_EQ(last.offset + last.size + lf::k_end_mark_bytes, file_size(path));
+  ASSERT_FALSE(annal::testing::shrink_file(path, last.offset + last.size - 5));
 
   const auto report = verify();
   EXPECT_TRUE(report.ok()) << describe(report);
@@ -314,7 +315,7 @@ TEST_F(verify_test, truncated_tail_of_an_older_node_log_segment_is_an_error) {
   const std::string path = segments[0];
   const auto frames = frames_in(path);
   ASSERT_FALSE(frames.empty());
-  ASSERT_FALSE(annal::testing::shrink_file(path, file_size(path) - 5));
+  ASSERT_FALSE(annal::testing::shrink_file(path, frames.back().offset + frames.back().size - 5));
 
   const auto report = verify();
   EXPECT_FALSE(report.ok());

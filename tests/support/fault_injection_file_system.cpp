@@ -59,6 +59,13 @@ class fault_injection_file_system::writable final : public engine::writable_file
         reader_(std::move(reader)) {}
 
   std::error_code append(std::span<const std::byte> data) override {
+    return append_with_mark(data, 0);
+  }
+
+  // The mark counts as written like the rest; once a later fdatasync covers
+  // the write, a power loss keeps it.
+  std::error_code append_with_mark(std::span<const std::byte> data,
+                                   std::size_t mark_bytes) override {
     if (auto ec = fs_.before_append(generation_)) return ec;
     if (reader_) {
       const std::uint64_t at = base_->size();
@@ -68,7 +75,7 @@ class fault_injection_file_system::writable final : public engine::writable_file
       old.resize(n);
       fs_.record_overwrite(*state_, at, data.size(), std::move(old));
     }
-    return base_->append(data);
+    return base_->append_with_mark(data, mark_bytes);
   }
 
   std::error_code sync() override {

@@ -103,6 +103,10 @@ class sync_free_file_system final : public engine::file_system {
     std::error_code append(std::span<const std::byte> data) override {
       return file_->append(data);
     }
+    std::error_code append_with_mark(std::span<const std::byte> data,
+                                     std::size_t mark_bytes) override {
+      return file_->append_with_mark(data, mark_bytes);
+    }
     std::error_code sync() override { return {}; }
     std::uint64_t size() const override { return file_->size(); }
 
