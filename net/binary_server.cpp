@@ -5,7 +5,6 @@
 #include <unordered_map>
 
 #include <asio/bind_executor.hpp>
-#include <asio/dispatch.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
@@ -18,6 +17,7 @@
 #include "engine/clock.hpp"
 #include "engine/query/partial_result_codec.hpp"
 #include "engine/query/plan.hpp"
+#include "net/completion_inbox.hpp"
 #include "net/query_wire.hpp"
 #include "net/wire_codec.hpp"
 
@@ -564,17 +564,13 @@ class connection : public std::enable_shared_from_this<connection> {
     }
   }
 
-  // A reply_fn that hands the result to this connection's strand. It holds
-  // the connection weakly: a reply for a closed connection is dropped.
+  // A reply_fn that hands the result to this connection's strand through
+  // inbox_. It holds the connection weakly: a reply for a closed connection
+  // is dropped.
   template <class T, class Encode>
   actors::reply_fn<T> make_reply(std::uint64_t id, Encode encode) {
     return [weak = weak_from_this(), id, encode](engine::result<T> r) {
-      auto self = weak.lock();
-      if (!self) return;
-      auto* raw = self.get();
-      asio::dispatch(raw->strand_, [self = std::move(self), id, encode, r = std::move(r)] {
-        self->complete<T>(id, r, encode);
-      });
+      deliver(weak, [id, encode, r = std::move(r)](connection& c) { c.complete<T>(id, r, encode); });
     };
   }
 
@@ -582,15 +578,32 @@ class connection : public std::enable_shared_from_this<connection> {
   template <class T, class Encode>
   actors::reply_fn<T> make_waiting_reply(std::uint64_t id, Encode encode) {
     return [weak = weak_from_this(), id, encode](engine::result<T> r) {
-      auto self = weak.lock();
-      if (!self) return;
-      auto* raw = self.get();
-      asio::dispatch(raw->strand_, [self = std::move(self), id, encode, r = std::move(r)] {
-        --self->waiting_;
-        ++self->inflight_;
-        self->complete<T>(id, r, encode);
+      deliver(weak, [id, encode, r = std::move(r)](connection& c) {
+        --c.waiting_;
+        ++c.inflight_;
+        c.complete<T>(id, r, encode);
       });
     };
+  }
+
+  // Queues a completion for the strand; the first of a burst schedules the
+  // drain that runs them all (net/completion_inbox.hpp).
+  template <class F>
+  static void deliver(const std::weak_ptr<connection>& weak, F f) {
+    auto self = weak.lock();
+    if (!self) return;
+    auto* raw = self.get();
+    if (raw->inbox_.push(std::move(f))) {
+      asio::post(raw->strand_, [self = std::move(self)] { self->drain_inbox(); });
+    }
+  }
+
+  // The replies of a burst are encoded first and then written together.
+  void drain_inbox() {
+    draining_ = true;
+    inbox_.drain(*this);
+    draining_ = false;
+    after_replies();
   }
 
   actors::reply_fn<engine::read_page> read_reply(std::uint64_t id) {
@@ -626,7 +639,13 @@ class connection : public std::enable_shared_from_this<connection> {
     } else {
       respond(id, [&](wire::Response::Builder out) { wire_codec::encode_error(out.initError(), r.err()); });
     }
-    if (processing_) return;  // the frame loop flushes and reads on
+    after_replies();
+  }
+
+  // Writes what was answered and reads on, unless the frame loop or an
+  // inbox drain is running (it does so when it ends).
+  void after_replies() {
+    if (processing_ || draining_ || closed_) return;
     flush();
     if (closing_) return maybe_finish();
     process_frames();
@@ -840,6 +859,7 @@ class connection : public std::enable_shared_from_this<connection> {
   std::vector<std::byte> out_;      // replies not yet handed to the socket
   std::vector<std::byte> writing_;  // the write in progress
   kj::Array<capnp::word> reply_scratch_;
+  completion_inbox<connection> inbox_;  // replies from actor threads
   std::size_t inflight_ = 0;
   std::size_t waiting_ = 0;  // long-poll readAll requests (not in inflight_)
   std::unordered_map<std::uint64_t, actors::query_cancel> queries_;  // in flight, by request id
@@ -862,6 +882,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bool reading_ = false;
   bool write_active_ = false;
   bool processing_ = false;
+  bool draining_ = false;     // in drain_inbox()
   bool closing_ = false;      // no more requests: finish replies, then close
   bool read_closed_ = false;  // the peer closed its side (or the read failed)
   bool sent_shutdown_ = false;
