@@ -109,6 +109,17 @@ class connection : public std::enable_shared_from_this<connection> {
   }
 
  private:
+  // An open subscription. `generation` tells it from earlier ones with the
+  // same id. Per page: `unwritten` counts its pages encoded and not yet
+  // written; `ack_due`, whether the acknowledgement of its newest page waits
+  // for an older one to be written (on_subscription_events).
+  struct subscription_entry {
+    std::shared_ptr<actors::subscription> sub;
+    std::uint64_t generation = 0;
+    std::size_t unwritten = 0;
+    bool ack_due = false;
+  };
+
   bool paused() const {
     return inflight_ >= core_->options.max_inflight_per_connection ||
            out_.size() + writing_.size() > k_max_pending_output_bytes;
@@ -348,7 +359,7 @@ class connection : public std::enable_shared_from_this<connection> {
         auto grant = request.getGrantCredits();
         // One-way; a subscription that just ended is no error.
         if (auto it = subscriptions_.find(grant.getSubscription()); it != subscriptions_.end()) {
-          it->second->grant(grant.getCredits());
+          it->second.sub->grant(grant.getCredits());
         }
         return;
       }
@@ -391,20 +402,25 @@ class connection : public std::enable_shared_from_this<connection> {
     options.page_bytes = std::min(options.page_bytes, read_all_budget());
     options.page_events = std::min<std::size_t>(options.page_events,
                                                 core_->options.max_batch_events);
+    // The callbacks name the subscription by id and generation: one still
+    // queued when it ends must not reach a newer subscription with its id.
+    const std::uint64_t generation = ++subscription_generation_;
     actors::subscription_callbacks callbacks;
     auto weak = weak_from_this();
-    callbacks.started = [weak, id](engine::result<std::vector<actors::all_position>> r) {
-      post_to(weak, [id, r = std::move(r)](connection& c) mutable {
-        c.on_subscription_started(id, std::move(r));
+    callbacks.started = [weak, id, generation](engine::result<std::vector<actors::all_position>> r) {
+      post_to(weak, [id, generation, r = std::move(r)](connection& c) mutable {
+        if (c.open_subscription(id, generation)) c.on_subscription_started(id, std::move(r));
       });
     };
-    callbacks.events = [weak, id](actors::subscription_batch batch) {
-      post_to(weak, [id, batch = std::move(batch)](connection& c) mutable {
-        c.on_subscription_events(id, std::move(batch));
+    callbacks.events = [weak, id, generation](actors::subscription_batch batch) {
+      post_to(weak, [id, generation, batch = std::move(batch)](connection& c) mutable {
+        if (c.open_subscription(id, generation)) c.on_subscription_events(id, std::move(batch));
       });
     };
-    callbacks.ended = [weak, id](engine::error e) {
-      post_to(weak, [id, e = std::move(e)](connection& c) { c.end_subscription(id, &e); });
+    callbacks.ended = [weak, id, generation](engine::error e) {
+      post_to(weak, [id, generation, e = std::move(e)](connection& c) {
+        if (c.open_subscription(id, generation)) c.end_subscription(id, &e);
+      });
     };
     auto schedule = [&io = core_->io](std::chrono::milliseconds delay, std::function<void()> task) {
       auto timer = std::make_shared<asio::steady_timer>(io, delay);
@@ -412,10 +428,18 @@ class connection : public std::enable_shared_from_this<connection> {
         if (!ec) task();
       });
     };
-    subscriptions_.emplace(
-        id, actors::subscription::start(core_->handler, std::move(request), options,
-                                        std::move(callbacks), std::move(schedule),
-                                        &core_->metrics, decoded->credits));
+    auto started = actors::subscription::start(core_->handler, std::move(request), options,
+                                               std::move(callbacks), std::move(schedule),
+                                               &core_->metrics, decoded->credits);
+    subscriptions_.emplace(id, subscription_entry{std::move(started), generation});
+  }
+
+  // The open subscription `id` if it is the one of `generation`, else null.
+  subscription_entry* open_subscription(std::uint64_t id, std::uint64_t generation) {
+    if (closed_) return nullptr;
+    auto it = subscriptions_.find(id);
+    return it != subscriptions_.end() && it->second.generation == generation ? &it->second
+                                                                             : nullptr;
   }
 
   template <class F>
@@ -426,12 +450,11 @@ class connection : public std::enable_shared_from_this<connection> {
     asio::post(raw->strand_, [self = std::move(self), f = std::move(f)]() mutable { f(*self); });
   }
 
+  // Requires: `id` is open (open_subscription).
   void on_subscription_started(std::uint64_t id,
                                engine::result<std::vector<actors::all_position>> r) {
-    if (closed_ || !subscriptions_.contains(id)) return;
     if (!r) {
       subscriptions_.erase(id);
-      page_flows_.erase(id);
       error_reply(id, r.err());
     } else {
       respond(id, [&](wire::Response::Builder out) {
@@ -441,41 +464,38 @@ class connection : public std::enable_shared_from_this<connection> {
     output_added();
   }
 
+  // Requires: `id` is open (open_subscription).
   void on_subscription_events(std::uint64_t id, actors::subscription_batch batch) {
-    if (closed_) return;
-    auto it = subscriptions_.find(id);
-    if (it == subscriptions_.end()) return;  // unsubscribed: the batch is dropped
+    auto& entry = subscriptions_.at(id);
     // The subscription reads its next page while this one is encoded and
     // written (the read runs on an actor thread, the encoding here), but it
     // has at most two pages encoded and unwritten here: with an earlier one
     // still unwritten, the acknowledgement waits until that one is written
     // (on_write). So a client that reads nothing costs two pages plus the
     // socket's buffers.
-    auto& flow = page_flows_[id];
-    if (flow.unwritten == 0) {
-      it->second->ack();
+    if (entry.unwritten == 0) {
+      entry.sub->ack();
     } else {
-      flow.ack_due = true;
+      entry.ack_due = true;
     }
-    ++flow.unwritten;
+    ++entry.unwritten;
     respond(id, [&](wire::Response::Builder out) {
       wire_codec::encode_subscription_events(out.initSubscriptionEvents(), batch);
     }, batch_words(batch));
-    out_pages_.push_back(id);
+    out_pages_.push_back({id, entry.generation});
     output_added();
   }
 
   void unsubscribe(std::uint64_t id) {
     auto it = subscriptions_.find(id);
     if (it == subscriptions_.end()) return;  // ended already: its end was sent
-    it->second->cancel();
+    it->second.sub->cancel();
     end_subscription(id, nullptr);
   }
 
   // Answers subscriptionEnded (failed when `e` is set) and forgets `id`.
   void end_subscription(std::uint64_t id, const engine::error* e) {
     if (closed_ || subscriptions_.erase(id) == 0) return;
-    page_flows_.erase(id);
     respond(id, [&](wire::Response::Builder out) {
       auto ended = out.initSubscriptionEnded();
       ended.setFailed(e != nullptr);
@@ -757,11 +777,9 @@ class connection : public std::enable_shared_from_this<connection> {
     writing_.clear();
     auto written = std::move(writing_pages_);
     writing_pages_.clear();
-    for (const auto id : written) {
-      // An id may be gone (ended) or reused by a newer subscription.
-      if (auto f = page_flows_.find(id); f != page_flows_.end() && f->second.unwritten > 0) {
-        --f->second.unwritten;
-      }
+    for (const auto& page : written) {
+      // Its subscription may be gone (ended), and its id taken by a newer one.
+      if (auto* entry = open_subscription(page.id, page.generation)) --entry->unwritten;
     }
     if (closed_) return;
     if (ec) {
@@ -770,11 +788,11 @@ class connection : public std::enable_shared_from_this<connection> {
     }
     // Pages written: their subscriptions, if left with only their newest page
     // unwritten, read on. Only these flows changed.
-    for (const auto id : written) {
-      auto f = page_flows_.find(id);
-      if (f == page_flows_.end() || !f->second.ack_due || f->second.unwritten > 1) continue;
-      f->second.ack_due = false;
-      if (auto it = subscriptions_.find(id); it != subscriptions_.end()) it->second->ack();
+    for (const auto& page : written) {
+      auto* entry = open_subscription(page.id, page.generation);
+      if (entry == nullptr || !entry->ack_due || entry->unwritten > 1) continue;
+      entry->ack_due = false;
+      entry->sub->ack();
     }
     flush();
     if (closing_) return maybe_finish();
@@ -822,9 +840,8 @@ class connection : public std::enable_shared_from_this<connection> {
 
   // A connection that closes pushes nothing more.
   void cancel_subscriptions() {
-    for (auto& [id, s] : subscriptions_) s->cancel();
+    for (auto& [id, entry] : subscriptions_) entry.sub->cancel();
     subscriptions_.clear();
-    page_flows_.clear();
   }
 
   // Nobody reads the answers of a closing connection's queries: they stop
@@ -839,7 +856,6 @@ class connection : public std::enable_shared_from_this<connection> {
     closed_ = true;
     cancel_subscriptions();
     cancel_queries();
-    page_flows_.clear();
     out_pages_.clear();
     asio::error_code ignored;
     timer_.cancel();
@@ -865,18 +881,15 @@ class connection : public std::enable_shared_from_this<connection> {
   std::unordered_map<std::uint64_t, actors::query_cancel> queries_;  // in flight, by request id
   steady::time_point last_frame_;
   // Open subscriptions by their subscribe request's id.
-  std::unordered_map<std::uint64_t, std::shared_ptr<actors::subscription>> subscriptions_;
-  // Per open subscription: its pages encoded and not yet written, and
-  // whether the acknowledgement of its newest page waits for an older one to
-  // be written (on_subscription_events).
-  struct page_flow {
-    std::size_t unwritten = 0;
-    bool ack_due = false;
-  };
-  std::unordered_map<std::uint64_t, page_flow> page_flows_;
+  std::unordered_map<std::uint64_t, subscription_entry> subscriptions_;
+  std::uint64_t subscription_generation_ = 0;  // of the newest subscribe
   // The subscription of each page in out_ / writing_.
-  std::vector<std::uint64_t> out_pages_;
-  std::vector<std::uint64_t> writing_pages_;
+  struct page_ref {
+    std::uint64_t id;
+    std::uint64_t generation;
+  };
+  std::vector<page_ref> out_pages_;
+  std::vector<page_ref> writing_pages_;
 
   bool hello_done_ = false;
   bool reading_ = false;

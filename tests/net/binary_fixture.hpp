@@ -63,7 +63,20 @@ class held_handler final : public actors::request_handler {
   void append(actors::append_request r, actors::reply_fn<actors::append_reply> f) override {
     inner_.append(std::move(r), wrap(std::move(f)));
   }
+  // The next read() first delivers the held replies, on its caller's thread
+  // (for a reply that must arrive while the server handles a request).
+  void release_before_next_read() {
+    std::lock_guard lock(mu_);
+    release_before_read_ = true;
+  }
+
   void read(actors::read_request r, actors::reply_fn<engine::read_page> f) override {
+    bool release_first = false;
+    {
+      std::lock_guard lock(mu_);
+      release_first = std::exchange(release_before_read_, false);
+    }
+    if (release_first) release();
     inner_.read(std::move(r), wrap(std::move(f)));
   }
   void read_last(std::string s, actors::reply_fn<engine::read_page> f) override {
@@ -126,6 +139,7 @@ class held_handler final : public actors::request_handler {
   actors::request_handler& inner_;
   mutable std::mutex mu_;
   bool hold_ = false;                         // guarded by mu_
+  bool release_before_read_ = false;          // guarded by mu_
   actors::query_cancel last_query_cancel_;    // guarded by mu_
   std::vector<std::function<void()>> held_;  // guarded by mu_
 };

@@ -1,5 +1,8 @@
 #include "net/binary_server.hpp"
 
+#include <atomic>
+#include <thread>
+
 #include <capnp/any.h>
 #include <gtest/gtest.h>
 
@@ -260,6 +263,99 @@ TEST_F(binary_server_test, read_all_pages_fit_the_frame_limit) {
   }
   EXPECT_EQ(events, 31u);  // with acked-1
   EXPECT_GT(pages, 3);
+}
+
+// A subscription's callbacks may still be queued for its connection when
+// it ends and a new subscribe takes its request id. They must not reach the
+// new subscription: its replies and pages are its own.
+TEST_F(binary_server_test, a_reused_subscription_id_gets_only_the_new_subscriptions_replies) {
+  start();                              // stream acked-1, one event
+  ASSERT_TRUE(append_big(1, 10, 100));  // stream big-0, one event
+  auto& handler = server_->handler();
+  // Every reply the subscriptions wait for is held and released by the test
+  // (the test store answers at once, under its lock).
+  handler.hold(true);
+  raw_peer peer(server_->port());
+  peer.handshake();
+  const auto subscribe = [](const char* stream) {
+    return request_frame(
+        [stream](auto r) {
+          auto s = r.initSubscribe();
+          s.getTarget().setStream(stream);
+          s.getFrom().setStart();
+          s.setCredits(100);
+        },
+        7);
+  };
+  std::vector<std::string> seen;  // the replies for id 7, in order
+  const auto receive_for_7 = [&] {
+    for (;;) {
+      auto reply = peer.receive();
+      if (!reply) return false;
+      auto r = reply->get();
+      if (r.getId() != 7) continue;
+      switch (r.which()) {
+        case wire::Response::SUBSCRIPTION_EVENTS:
+          for (auto e : r.getSubscriptionEvents().getEvents()) {
+            seen.push_back(std::string("event of ") + e.getStream().cStr());
+          }
+          break;
+        case wire::Response::SUBSCRIBED: seen.push_back("subscribed"); break;
+        case wire::Response::SUBSCRIPTION_ENDED: seen.push_back("ended"); break;
+        default: seen.push_back("error " + reply->error_code());
+      }
+      return true;
+    }
+  };
+
+  // The first subscription starts (two held reads: the ends, the stream's
+  // start); the read of its first page is then held.
+  peer.send(subscribe("acked-1"));
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(eventually([&] { return handler.held() == 1; }));
+    handler.release();
+  }
+  ASSERT_TRUE(receive_for_7());
+  ASSERT_EQ(seen, std::vector<std::string>{"subscribed"});
+  ASSERT_TRUE(eventually([&] { return handler.held() == 1; }));
+
+  // One write, so one pass of the frame loop handles the three requests. The
+  // read (id 9) first releases the first subscription's page, whose
+  // delivery is then queued for the connection behind that pass: behind the
+  // unsubscribe and the new subscribe with the same id.
+  handler.release_before_next_read();
+  std::vector<std::byte> bytes = request_frame(
+      [](auto r) {
+        auto read = r.initRead();
+        read.setStream("acked-1");
+        read.setLimit(10);
+      },
+      9);
+  const auto unsubscribe = request_frame([](auto r) { r.initUnsubscribe().setSubscription(7); }, 8);
+  const auto again = subscribe("big-0");
+  bytes.insert(bytes.end(), unsubscribe.begin(), unsubscribe.end());
+  bytes.insert(bytes.end(), again.begin(), again.end());
+  peer.send(bytes);
+  // Handled: the page was released, and the read and the new subscription's
+  // first read are held.
+  ASSERT_TRUE(eventually([&] { return handler.held() == 2; }));
+
+  std::atomic<bool> stop{false};
+  std::thread releaser([&] {
+    while (!stop.load()) {
+      if (handler.held() > 0) {
+        handler.release();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  });
+  while (seen.empty() || seen.back() != "event of big-0") {
+    if (!receive_for_7()) break;
+  }
+  stop = true;
+  releaser.join();
+  EXPECT_EQ(seen, (std::vector<std::string>{"subscribed", "ended", "subscribed", "event of big-0"}));
 }
 
 TEST_F(binary_server_test, a_reply_over_the_frame_limit_is_frame_too_large) {
