@@ -48,10 +48,11 @@ std::uint64_t written_end(std::span<const std::byte> bytes, std::uint64_t from);
 // is decided by searching the rest of the bytes for any valid frame (at
 // 8-byte steps). With segment_tail::zero_filled, an all-zero header followed
 // by nothing but zeros is the clean end of the written data; with
-// segment_tail::marked, any all-zero header with no valid frame after it. `visit` may stop
-// the scan by returning an error, which is returned as is. `crc_salt`: the
-// frames' CRCs are salted with it (log_format::salt_frames); a frame salted
-// with another value is not valid. `visit` gets the frame as stored.
+// segment_tail::marked, any all-zero header with no valid frame after it.
+// `visit` may stop the scan by returning an error, which is returned as is.
+// `crc_salt`: the frames' CRCs are salted with it (log_format::salt_frames);
+// a frame salted with another value is not valid. `visit` gets the frame as
+// stored.
 //
 // Thread-safe (no state).
 result<scan_outcome> scan_frames(

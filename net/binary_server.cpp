@@ -110,9 +110,9 @@ class connection : public std::enable_shared_from_this<connection> {
 
  private:
   // An open subscription. `generation` tells it from earlier ones with the
-  // same id. Per page: `unwritten` counts its pages encoded and not yet
-  // written; `ack_due`, whether the acknowledgement of its newest page waits
-  // for an older one to be written (on_subscription_events).
+  // same id. `unwritten` counts its pages encoded and not yet written;
+  // `ack_due` says whether the acknowledgement of its newest page waits for
+  // an older one to be written (on_subscription_events).
   struct subscription_entry {
     std::shared_ptr<actors::subscription> sub;
     std::uint64_t generation = 0;
@@ -407,7 +407,8 @@ class connection : public std::enable_shared_from_this<connection> {
     const std::uint64_t generation = ++subscription_generation_;
     actors::subscription_callbacks callbacks;
     auto weak = weak_from_this();
-    callbacks.started = [weak, id, generation](engine::result<std::vector<actors::all_position>> r) {
+    callbacks.started = [weak, id,
+                         generation](engine::result<std::vector<actors::all_position>> r) {
       post_to(weak, [id, generation, r = std::move(r)](connection& c) mutable {
         if (c.open_subscription(id, generation)) c.on_subscription_started(id, std::move(r));
       });
@@ -590,7 +591,8 @@ class connection : public std::enable_shared_from_this<connection> {
   template <class T, class Encode>
   actors::reply_fn<T> make_reply(std::uint64_t id, Encode encode) {
     return [weak = weak_from_this(), id, encode](engine::result<T> r) {
-      deliver(weak, [id, encode, r = std::move(r)](connection& c) { c.complete<T>(id, r, encode); });
+      deliver(weak,
+              [id, encode, r = std::move(r)](connection& c) { c.complete<T>(id, r, encode); });
     };
   }
 
@@ -779,7 +781,8 @@ class connection : public std::enable_shared_from_this<connection> {
     writing_pages_.clear();
     for (const auto& page : written) {
       // Its subscription may be gone (ended), and its id taken by a newer one.
-      if (auto* entry = open_subscription(page.id, page.generation)) --entry->unwritten;
+      auto* entry = open_subscription(page.id, page.generation);
+      if (entry != nullptr && entry->unwritten > 0) --entry->unwritten;
     }
     if (closed_) return;
     if (ec) {

@@ -355,7 +355,8 @@ TEST_F(binary_server_test, a_reused_subscription_id_gets_only_the_new_subscripti
   }
   stop = true;
   releaser.join();
-  EXPECT_EQ(seen, (std::vector<std::string>{"subscribed", "ended", "subscribed", "event of big-0"}));
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{"subscribed", "ended", "subscribed", "event of big-0"}));
 }
 
 TEST_F(binary_server_test, a_reply_over_the_frame_limit_is_frame_too_large) {
