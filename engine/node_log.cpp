@@ -120,7 +120,7 @@ status node_log::prepare_next_segment() {
     std::unique_ptr<writable_file> file;
     if (auto ec = fs_.open_writable_at(spare, 0, file)) return io_failure("open", spare, ec);
     const std::vector<std::byte> mark(log_format::k_end_mark_bytes);
-    if (auto ec = file->append_with_mark(mark, mark.size())) return io_failure("write", spare, ec);
+    if (auto ec = file->append(mark)) return io_failure("write", spare, ec);
     if (auto ec = file->sync()) return io_failure("fdatasync", spare, ec);
     file.reset();
     if (auto ec = fs_.rename_file(spare, path)) return io_failure("rename", spare, ec);

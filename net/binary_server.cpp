@@ -371,10 +371,10 @@ class connection : public std::enable_shared_from_this<connection> {
   }
 
   // --- Subscriptions (docs/subscriptions.md) ---
-  // The subscription's callbacks are posted to the strand (never run
-  // inline: they may come from inside subscription::start or ack()). A batch
-  // is acknowledged once its frame is written to the socket, so a
-  // subscription holds at most one page, in the subscription or in out_.
+  // The subscription's callbacks reach the strand through inbox_, as replies
+  // do (never inline: they may come from inside subscription::start or
+  // ack()). A batch is acknowledged once its frame is written to the socket,
+  // so a subscription holds at most one page, in the subscription or in out_.
 
   void subscribe(std::uint64_t id, wire::SubscribeRequest::Reader in) {
     auto decoded = wire_codec::decode_subscribe(in);
@@ -409,17 +409,17 @@ class connection : public std::enable_shared_from_this<connection> {
     auto weak = weak_from_this();
     callbacks.started = [weak, id,
                          generation](engine::result<std::vector<actors::all_position>> r) {
-      post_to(weak, [id, generation, r = std::move(r)](connection& c) mutable {
+      deliver(weak, [id, generation, r = std::move(r)](connection& c) mutable {
         if (c.open_subscription(id, generation)) c.on_subscription_started(id, std::move(r));
       });
     };
     callbacks.events = [weak, id, generation](actors::subscription_batch batch) {
-      post_to(weak, [id, generation, batch = std::move(batch)](connection& c) mutable {
+      deliver(weak, [id, generation, batch = std::move(batch)](connection& c) mutable {
         if (c.open_subscription(id, generation)) c.on_subscription_events(id, std::move(batch));
       });
     };
     callbacks.ended = [weak, id, generation](engine::error e) {
-      post_to(weak, [id, generation, e = std::move(e)](connection& c) {
+      deliver(weak, [id, generation, e = std::move(e)](connection& c) {
         if (c.open_subscription(id, generation)) c.end_subscription(id, &e);
       });
     };
@@ -443,14 +443,6 @@ class connection : public std::enable_shared_from_this<connection> {
                                                                              : nullptr;
   }
 
-  template <class F>
-  static void post_to(const std::weak_ptr<connection>& weak, F f) {
-    auto self = weak.lock();
-    if (!self) return;
-    auto* raw = self.get();
-    asio::post(raw->strand_, [self = std::move(self), f = std::move(f)]() mutable { f(*self); });
-  }
-
   // Requires: `id` is open (open_subscription).
   void on_subscription_started(std::uint64_t id,
                                engine::result<std::vector<actors::all_position>> r) {
@@ -462,7 +454,7 @@ class connection : public std::enable_shared_from_this<connection> {
         wire_codec::encode_subscribed(out.initSubscribed(), r.value());
       });
     }
-    output_added();
+    after_replies();
   }
 
   // Requires: `id` is open (open_subscription).
@@ -484,7 +476,7 @@ class connection : public std::enable_shared_from_this<connection> {
       wire_codec::encode_subscription_events(out.initSubscriptionEvents(), batch);
     }, batch_words(batch));
     out_pages_.push_back({id, entry.generation});
-    output_added();
+    after_replies();
   }
 
   void unsubscribe(std::uint64_t id) {
@@ -502,15 +494,7 @@ class connection : public std::enable_shared_from_this<connection> {
       ended.setFailed(e != nullptr);
       if (e) wire_codec::encode_error(ended.initError(), *e);
     });
-    output_added();
-  }
-
-  // After a frame was added outside the frame loop: write it, read on.
-  void output_added() {
-    if (processing_) return;  // the frame loop flushes and reads on
-    flush();
-    if (closing_) return maybe_finish();
-    process_frames();
+    after_replies();
   }
 
   static std::size_t batch_words(const actors::subscription_batch& batch) {
@@ -664,8 +648,8 @@ class connection : public std::enable_shared_from_this<connection> {
     after_replies();
   }
 
-  // Writes what was answered and reads on, unless the frame loop or an
-  // inbox drain is running (it does so when it ends).
+  // After replies or pushes were added: writes them and reads on, unless the
+  // frame loop or an inbox drain is running (it does so when it ends).
   void after_replies() {
     if (processing_ || draining_ || closed_) return;
     flush();
