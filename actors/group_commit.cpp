@@ -14,6 +14,10 @@ group_commit::group_commit(engine::node_log& wal, std::uint32_t partition_count,
       tick_(std::move(tick)),
       waiting_(std::make_unique<padded_flag[]>(partition_count)),
       partition_count_(partition_count) {
+  acks_.reserve(partition_count);
+  for (std::uint32_t p = 0; p < partition_count; ++p) {
+    acks_.push_back(std::make_unique<durable_acks>(metrics));
+  }
   last_tick_.store(wal.appended_position().value());
 }
 
@@ -61,12 +65,13 @@ void group_commit::round() {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   metrics_.sync_rounds.fetch_add(1, std::memory_order_relaxed);
   if (!durable) failed_.store(true);
-  // Pairs with the fence in rearm(): either we see the flag or the actor sees
-  // the position this round published.
+  // Pairs with the fence in release() of another thread (either we see its
+  // flag or it sees the position this round published), and with the one in
+  // partition_actor::listen_for_releases().
   std::atomic_thread_fence(std::memory_order_seq_cst);
   for (std::uint32_t p = 0; p < partition_count_; ++p) {
     auto& flag = waiting_[p].value;
-    if (flag.load() && flag.exchange(false)) durable_(partition_id{p});
+    if (flag.load() && flag.exchange(false)) release(partition_id{p});
   }
   const std::uint64_t appended = wal_.appended_position().value();
   std::uint64_t last = last_tick_.load();
@@ -74,6 +79,30 @@ void group_commit::round() {
       last_tick_.compare_exchange_strong(last, appended)) {
     tick_();
   }
+}
+
+}  // namespace annal::actors
+
+namespace annal::actors {
+
+void group_commit::release(partition_id p) {
+  auto& acks = *acks_[p.value()];
+  for (;;) {
+    // Writes an earlier round made durable are acknowledged even if a later
+    // round failed; only the rest fail.
+    const auto durable = wal_.durable_position();
+    if (!acks.release(durable)) break;
+    if (failed()) {
+      auto failure = wal_.failure();
+      acks.fail_all(failure ? *failure
+                            : engine::error{engine::errc::io_error, "the node log failed"});
+      break;
+    }
+    waiting_[p.value()].value.store(true);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (wal_.durable_position() == durable && !failed()) break;
+  }
+  if (acks.listening()) durable_(p);
 }
 
 }  // namespace annal::actors

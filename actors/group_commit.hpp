@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "actors/durable_acks.hpp"
 #include "actors/metrics.hpp"
 #include "engine/node_log.hpp"
 #include "engine/types.hpp"
@@ -17,18 +18,22 @@
 namespace annal::actors {
 
 // Node-wide group commit: sync threads run node_log::sync() rounds whenever
-// a partition actor has appended (never spinning), and after each round tell
-// only the partitions that wait for durability (one flag per partition).
-// Rounds of several threads overlap (see node_log::sync).
+// a partition actor has appended (never spinning), and after each round
+// answer the writes it made durable, on the sync thread, for only the
+// partitions that wait (one flag per partition). Rounds of several threads
+// overlap (see node_log::sync).
 //
-// Protocol with a partition actor, which keeps the waiting replies itself:
-// - after appending to the node log a write it holds a reply for, the actor
-//   calls wait_for_sync(p);
-// - on `durable(p)` it releases what node_log::durable_position() covers; if
-//   replies remain it calls rearm(p) and then reads durable_position() and
-//   failed() once more (a round may have ended between the two).
-// Either a later round sees the flag, or the actor sees that round's
-// position: no reply is left waiting.
+// Protocol with a partition actor:
+// - after appending to the node log a write it holds a reply for (in
+//   acks(p)), the actor calls wait_for_sync(p);
+// - after a round, the sync thread releases what durable_position() covers;
+//   if replies remain it sets the flag again and then reads
+//   durable_position() and failed() once more (a round of another thread may
+//   have ended between the two). Either a later round sees the flag, or this
+//   thread sees that round's position: no reply is left waiting.
+// - after a failed round, the writes not yet durable fail with the node
+//   log's error;
+// - a partition that listens (durable_acks::listen) then gets `durable(p)`.
 //
 // Owned by node; start() and stop() from the owner, the rest from any thread.
 class group_commit {
@@ -44,9 +49,10 @@ class group_commit {
     std::uint64_t tick_bytes = 64u << 20;     // tick() each time the node log grew this much
   };
 
-  // `durable` is called for each waiting partition after a round (also when
-  // the round failed); `tick` when the node log grew by options.tick_bytes,
-  // so that idle partitions poll partition::checkpoint_due().
+  // `durable` is called after a round for each waiting partition that
+  // listens (also when the round failed); `tick` when the node log grew by
+  // options.tick_bytes, so that idle partitions poll
+  // partition::checkpoint_due().
   group_commit(engine::node_log& wal, std::uint32_t partition_count, options options,
                node_metrics& metrics, partition_fn durable, tick_fn tick);
   ~group_commit();  // stop()
@@ -64,12 +70,8 @@ class group_commit {
     if (!flag.load()) flag.store(true);
     wake();
   }
-  // Partition `p` still waits after a notification. The caller then checks
-  // durable_position() and failed() again.
-  void rearm(partition_id p) {
-    waiting_[p.value()].value.store(true);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-  }
+  // The writes of partition `p` that wait for durability.
+  durable_acks& acks(partition_id p) { return *acks_[p.value()]; }
   // A round failed: the node log refuses every write from now on.
   bool failed() const { return failed_.load(); }
 
@@ -86,6 +88,8 @@ class group_commit {
   }
   void run();
   void round();
+  // Answers what the node log made durable for partition `p`.
+  void release(partition_id p);
 
   engine::node_log& wal_;
   const options options_;
@@ -94,6 +98,7 @@ class group_commit {
   const tick_fn tick_;
 
   std::unique_ptr<padded_flag[]> waiting_;  // one per partition
+  std::vector<std::unique_ptr<durable_acks>> acks_;  // one per partition
   const std::uint32_t partition_count_;
   alignas(64) std::atomic<bool> pending_{false};  // appended since the last round began
   alignas(64) std::atomic<bool> failed_{false};

@@ -28,6 +28,7 @@ partition_actor::partition_actor(caf::actor_config& config, partition_context co
       wal_(*context.wal),
       metrics_(*context.metrics),
       id_(context.partition->id()),
+      acks_(context.commit->acks(context.partition->id())),
       queries_(id_) {}
 
 caf::behavior partition_actor::make_behavior() {
@@ -67,16 +68,28 @@ caf::behavior partition_actor::make_behavior() {
         if (!gated(m, &partition_actor::on_query)) on_query(m);
       },
       [this](const query_step_msg& m) { on_query_step(m); },
-      [this](stats_msg& m) { m.reply(stats_of(partition_)); },
+      [this](stats_msg& m) {
+        catch_up();
+        m.reply(stats_of(partition_));
+      },
       [this](const set_owned_msg& m) { on_set_owned(m); },
-      [this](ship_log_msg& m) { m.reply(partition_.ship_from(m.from, m.max_bytes)); },
+      [this](ship_log_msg& m) {
+        catch_up();
+        m.reply(partition_.ship_from(m.from, m.max_bytes));
+      },
       [this](apply_shipped_msg& m) { on_apply_shipped(m); },
       [this](seal_msg& m) { on_seal(m); },
       [this](unseal_msg& m) { on_unseal(m); },
-      [this](end_msg& m) { m.reply(partition_.end()); },
+      [this](end_msg& m) {
+        catch_up();
+        m.reply(partition_.end());
+      },
       [this](clear_msg& m) { on_clear(m); },
       [this](durable_atom) { release_ready(); },
-      [this](tick_atom) { maybe_checkpoint(); },
+      [this](tick_atom) {
+        catch_up();
+        maybe_checkpoint();
+      },
       [this](checkpoint_go_atom) { begin_checkpoint(); },
       [this](drain_msg& m) {
         stopping_ = true;
@@ -90,15 +103,12 @@ caf::behavior partition_actor::make_behavior() {
       [this](final_msg& m) {
         end_seal(engine::error{engine::errc::shutting_down, "the node is stopping"});
         fail_waits(engine::error{engine::errc::shutting_down, "the node is stopping"});
-        release(wal_.durable_position());
+        catch_up();
+        acks_.release(wal_.durable_position());
         if (m.failure) {
           fail_all(*m.failure);
-        } else {
-          if (!waiters_.empty()) {
-            spdlog::error("partition {}: {} writes not covered by the final sync", id_.value(),
-                          waiters_.size());
-            fail_all(shutting_down_error());
-          }
+        } else if (const auto n = acks_.fail_all(shutting_down_error()); n != 0) {
+          spdlog::error("partition {}: {} writes not covered by the final sync", id_.value(), n);
         }
         quit();
       },
@@ -107,6 +117,7 @@ caf::behavior partition_actor::make_behavior() {
 
 template <class Msg>
 bool partition_actor::gated(Msg& m, void (partition_actor::*serve)(Msg&)) {
+  catch_up();
   if (!owned_) {
     fail(m.reply, engine::error{engine::errc::not_owner,
                                 fmt::format("partition {} is not served by this node; it moved "
@@ -200,6 +211,7 @@ void partition_actor::on_set_owned(const set_owned_msg& m) {
 }
 
 void partition_actor::on_apply_shipped(apply_shipped_msg& m) {
+  catch_up();
   if (owned_) {
     return fail(m.reply, engine::error{engine::errc::invalid_argument,
                                        fmt::format("partition {} is served by this node: only a "
@@ -208,10 +220,11 @@ void partition_actor::on_apply_shipped(apply_shipped_msg& m) {
   }
   auto r = partition_.apply_shipped(m.batch);
   if (!r) return fail(m.reply, r.err());
-  hold(r->durable_after, held_shipped{std::move(m.reply), *r});
+  hold(r->durable_after, durable_acks::held_shipped{std::move(m.reply), *r});
 }
 
 void partition_actor::on_seal(seal_msg& m) {
+  catch_up();
   if (!owned_) {
     return fail(m.reply, engine::error{engine::errc::not_owner,
                                        fmt::format("partition {} is not served by this node",
@@ -228,13 +241,15 @@ void partition_actor::on_seal(seal_msg& m) {
 }
 
 void partition_actor::on_unseal(unseal_msg& m) {
+  catch_up();
   if (sealed_) spdlog::debug("partition {}: unsealed", id_.value());
   end_seal(std::nullopt);
   m.reply(partition_.end());
 }
 
 void partition_actor::on_clear(clear_msg& m) {
-  if (owned_ || !waiters_.empty()) {
+  catch_up();
+  if (owned_ || !acks_.empty()) {
     const char* why = owned_ ? "this node serves it" : "writes are in flight";
     return fail(m.reply, engine::error{engine::errc::invalid_argument,
                                        fmt::format("partition {} cannot be cleared: {}",
@@ -267,7 +282,11 @@ void partition_actor::end_seal(const std::optional<engine::error>& failure) {
 }
 
 void partition_actor::maybe_reply_seal() {
-  if (!seal_reply_ || !waiters_.empty()) return;
+  if (!seal_reply_) return;
+  if (!acks_.empty()) {
+    listen_for_releases();
+    if (!acks_.empty()) return;
+  }
   auto reply = std::move(*seal_reply_);
   seal_reply_.reset();
   reply(partition_.end());
@@ -286,9 +305,10 @@ void partition_actor::on_append(append_msg& m) {
     metrics_.appended_bytes.fetch_add(event_bytes(request.events), std::memory_order_relaxed);
   }
   hold(r->durable_after,
-       held_append{std::move(m.reply),
-                   append_reply{r->first_version, r->last_version, r->position, id_, r->duplicate},
-                   m.received});
+       durable_acks::held_append{
+           std::move(m.reply),
+           append_reply{r->first_version, r->last_version, r->position, id_, r->duplicate},
+           m.received});
 }
 
 void partition_actor::on_read(read_msg& m) {
@@ -310,92 +330,49 @@ void partition_actor::on_read(read_msg& m) {
 void partition_actor::on_write(engine::result<engine::write_result> r,
                                reply_fn<write_reply>& reply) {
   if (!r) return fail(reply, r.err());
-  hold(r->durable_after, held_write{std::move(reply), write_reply{r->position, id_}});
+  hold(r->durable_after, durable_acks::held_write{std::move(reply), write_reply{r->position, id_}});
 }
 
-void partition_actor::hold(node_log_position after, held_append held) {
-  hold(waiter{after, std::move(held)});
-}
-
-void partition_actor::hold(node_log_position after, held_write held) {
-  hold(waiter{after, std::move(held)});
-}
-
-void partition_actor::hold(node_log_position after, held_shipped held) {
-  hold(waiter{after, std::move(held)});
-}
-
-void partition_actor::hold(waiter w) {
+void partition_actor::hold(node_log_position after, durable_acks::held reply) {
   // durable_after 0: an idempotent retry of a write that is already durable
-  // and visible.
-  if (w.after.value() == 0) return reply_now(w, request_clock::now());
-  if (waiters_.empty() && w.after <= wal_.durable_position()) {
-    partition_.advance_durable(wal_.durable_position());
-    wake_waits();
-    return reply_now(w, request_clock::now());
-  }
-  waiters_.push_back(std::move(w));
-  context_.commit->wait_for_sync(id_);
-}
-
-void partition_actor::release_ready() {
-  for (;;) {
-    // Writes an earlier round made durable are acknowledged even if a later
-    // round failed; only the rest fail.
-    const auto durable = wal_.durable_position();
-    release(durable);
-    if (waiters_.empty()) break;
-    if (context_.commit->failed()) {
-      auto failure = wal_.failure();
-      fail_all(failure ? *failure
-                       : engine::error{engine::errc::io_error, "the node log failed"});
-      break;
-    }
-    context_.commit->rearm(id_);
-    if (wal_.durable_position() == durable && !context_.commit->failed()) break;
+  // and visible; it is answered at once, even behind waiting writes.
+  if (after.value() == 0) return acks_.answer_now(std::move(reply));
+  if (acks_.hold(after, std::move(reply), wal_.durable_position())) {
+    context_.commit->wait_for_sync(id_);
   }
   maybe_checkpoint();
 }
 
-void partition_actor::release(node_log_position durable) {
-  partition_.advance_durable(durable);
-  wake_waits();
-  if (waiters_.empty()) return;
-  const auto now = request_clock::now();
-  // Replies stay in write order: a retry held behind a later write waits for it.
-  while (!waiters_.empty() && waiters_.front().after <= durable) {
-    reply_now(waiters_.front(), now);
-    waiters_.pop_front();
-  }
-  maybe_reply_seal();
+void partition_actor::catch_up() {
+  const lsn visible = partition_.visible_end();
+  partition_.advance_durable(wal_.durable_position());
+  if (partition_.visible_end() != visible) wake_waits();
 }
 
-void partition_actor::reply_now(waiter& w, request_clock::time_point now) {
-  if (auto* a = std::get_if<held_append>(&w.held)) {
-    metrics_.append_seconds.observe(std::chrono::duration<double>(now - a->received).count());
-    a->reply(std::move(a->value));
-  } else if (auto* s = std::get_if<held_shipped>(&w.held)) {
-    s->reply(std::move(s->value));
-  } else {
-    auto& h = std::get<held_write>(w.held);
-    h.reply(std::move(h.value));
+void partition_actor::release_ready() {
+  catch_up();
+  // Writes an earlier round made durable are acknowledged even if a later
+  // round failed; only the rest fail.
+  if (acks_.release(wal_.durable_position()) && context_.commit->failed()) {
+    auto failure = wal_.failure();
+    fail_all(failure ? *failure : engine::error{engine::errc::io_error, "the node log failed"});
   }
+  maybe_reply_seal();
+  if (waits_.empty() && !seal_reply_) acks_.listen(false);
+  maybe_checkpoint();
+}
+
+void partition_actor::listen_for_releases() {
+  if (acks_.listening()) return;
+  acks_.listen(true);
+  // Pairs with the fence in group_commit::round(): a round that released
+  // before it did not send a durable_atom, so catch up with it here.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  catch_up();
 }
 
 void partition_actor::fail_all(const engine::error& e) {
-  const auto now = request_clock::now();
-  for (auto& w : waiters_) {
-    metrics_.count_error(e.code);
-    if (auto* a = std::get_if<held_append>(&w.held)) {
-      metrics_.append_seconds.observe(std::chrono::duration<double>(now - a->received).count());
-      a->reply(e);
-    } else if (auto* s = std::get_if<held_shipped>(&w.held)) {
-      s->reply(e);
-    } else {
-      std::get<held_write>(w.held).reply(e);
-    }
-  }
-  waiters_.clear();
+  acks_.fail_all(e);
   if (seal_reply_) {
     auto reply = std::move(*seal_reply_);
     seal_reply_.reset();
@@ -442,6 +419,7 @@ void partition_actor::on_wait(wait_msg& m) {
   }
   waits_.emplace(key, parked_wait{m.seq, m.from, m.deadline, std::move(m.reply)});
   schedule_sweep(m.deadline);
+  listen_for_releases();
 }
 
 void partition_actor::wake_waits() {

@@ -4,11 +4,11 @@
 #include <functional>
 #include <optional>
 #include <unordered_map>
-#include <variant>
 
 #include <caf/event_based_actor.hpp>
 
 #include "actors/checkpointer.hpp"
+#include "actors/durable_acks.hpp"
 #include "actors/group_commit.hpp"
 #include "actors/messages.hpp"
 #include "actors/metrics.hpp"
@@ -29,8 +29,11 @@ struct partition_context {
 
 // The sole owner of one engine::partition. Serves the request messages of
 // messages.hpp one at a time: reads reply at once; writes reply only once the
-// node log's durable position covers them (group_commit notifies). Waiting
-// replies are kept in write order.
+// node log's durable position covers them. Waiting replies are kept in write
+// order in the partition's durable_acks, and the sync thread whose round
+// covers them answers them. Each message first makes visible what the node
+// log made durable by then, so a read sent after an acknowledgement sees its
+// write.
 //
 // Checkpoints: when checkpoint_due(), the actor asks the checkpoint thread
 // for a turn (checkpointer.hpp). On its turn it hands the partition over and
@@ -62,23 +65,6 @@ class partition_actor : public caf::event_based_actor {
   const char* name() const override { return "partition"; }
 
  private:
-  struct held_append {
-    reply_fn<append_reply> reply;
-    append_reply value;
-    request_clock::time_point received;
-  };
-  struct held_write {
-    reply_fn<write_reply> reply;
-    write_reply value;
-  };
-  struct held_shipped {
-    reply_fn<engine::shipped_write> reply;
-    engine::shipped_write value;
-  };
-  struct waiter {
-    node_log_position after;
-    std::variant<held_append, held_write, held_shipped> held;
-  };
   // A client request held by a seal.
   struct parked_request {
     std::function<void()> serve;
@@ -118,14 +104,18 @@ class partition_actor : public caf::event_based_actor {
   void maybe_reply_seal();
   void on_write(engine::result<engine::write_result> r, reply_fn<write_reply>& reply);
 
-  void hold(node_log_position after, held_append held);
-  void hold(node_log_position after, held_write held);
-  void hold(node_log_position after, held_shipped held);
-  void hold(waiter w);
-  // Releases every waiting write the node log made durable (or fails them all
-  // after a node-log failure), then polls checkpoint_due().
+  // Holds a write's reply until the node log makes it durable.
+  void hold(node_log_position after, durable_acks::held reply);
+  // Makes visible what the node log made durable and answers the parked
+  // waits that it satisfies.
+  void catch_up();
+  // After a round that released writes (or a checkpoint): catches up,
+  // releases what is durable (or fails every waiting write after a node-log
+  // failure), then polls checkpoint_due().
   void release_ready();
-  void release(node_log_position durable);
+  // Asks for a durable_atom after each release, while waits are parked or a
+  // seal waits.
+  void listen_for_releases();
   void fail_all(const engine::error& e);
   void maybe_checkpoint();
   void begin_checkpoint();
@@ -135,7 +125,6 @@ class partition_actor : public caf::event_based_actor {
     metrics_.count_error(e.code);
     reply(e);
   }
-  void reply_now(waiter& w, request_clock::time_point now);
   void count_read(const engine::read_page& page);
 
   partition_context context_;
@@ -143,7 +132,7 @@ class partition_actor : public caf::event_based_actor {
   engine::node_log& wal_;
   node_metrics& metrics_;
   const partition_id id_;
-  std::deque<waiter> waiters_;
+  durable_acks& acks_;
   bool checkpoint_requested_ = false;
   bool checkpoint_failed_ = false;
   bool stopping_ = false;

@@ -1,11 +1,15 @@
-// group_commit: rounds run when a partition waits, and only waiting
-// partitions are told; a failed round is reported to them.
+// group_commit: rounds run when a partition waits; the sync thread answers
+// the held writes a round covers, in write order, and fails them after a
+// failed round; only listening partitions are told.
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "actors/group_commit.hpp"
 #include "engine/node_log.hpp"
@@ -73,52 +77,142 @@ class group_commit_test : public ::testing::Test {
     return wal_->append(frame).value();
   }
 
+  // Holds a write of `after` for partition `p` whose reply is recorded, then
+  // waits for a round as a partition actor does.
+  void hold(actors::group_commit& commit, std::uint32_t p, node_log_position after,
+            std::uint64_t tag) {
+    auto reply = [this, tag](engine::result<actors::write_reply> r) {
+      replies_.add(tag, std::move(r));
+    };
+    actors::durable_acks::held_write write{reply, actors::write_reply{lsn{tag}, partition_id{p}}};
+    const bool held =
+        commit.acks(partition_id{p}).hold(after, std::move(write), wal_->durable_position());
+    if (held) commit.wait_for_sync(partition_id{p});
+  }
+
+  // The replies the sync threads gave, in the order they came.
+  class reply_log {
+   public:
+    void add(std::uint64_t tag, engine::result<actors::write_reply> r) {
+      std::lock_guard lock(mu_);
+      tags_.push_back(tag);
+      if (!r) errors_.push_back(r.err().code);
+      cv_.notify_all();
+    }
+    bool wait_for(std::size_t n) {
+      std::unique_lock lock(mu_);
+      return cv_.wait_for(lock, k_reply_deadline, [&] { return tags_.size() >= n; });
+    }
+    std::vector<std::uint64_t> tags() {
+      std::lock_guard lock(mu_);
+      return tags_;
+    }
+    std::vector<engine::errc> errors() {
+      std::lock_guard lock(mu_);
+      return errors_;
+    }
+
+   private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::vector<std::uint64_t> tags_;    // guarded by mu_
+    std::vector<engine::errc> errors_;   // guarded by mu_
+  };
+
   temp_dir dir_;
   fault_injection_file_system fs_;
   std::unique_ptr<engine::node_log> wal_;
   actors::node_metrics metrics_;
   recorder recorder_;
+  reply_log replies_;
 };
 
-TEST_F(group_commit_test, a_waiting_partition_is_told_after_the_round_that_covers_it) {
+TEST_F(group_commit_test, the_round_that_covers_a_held_write_answers_it) {
   auto commit = make();
   commit->start();
   const auto after = append(100);
-  commit->wait_for_sync(partition_id{2});
-  ASSERT_TRUE(recorder_.wait_for(2));
+  hold(*commit, 2, after, 1);
+  ASSERT_TRUE(replies_.wait_for(1));
   EXPECT_GE(wal_->durable_position(), after);
+  EXPECT_EQ(replies_.tags(), (std::vector<std::uint64_t>{1}));
+  EXPECT_TRUE(replies_.errors().empty());
+  EXPECT_TRUE(commit->acks(partition_id{2}).empty());
   EXPECT_FALSE(commit->failed());
   commit->stop();
-  // Only the partition that waited was told.
-  EXPECT_EQ(recorder_.notified(), (std::set<std::uint32_t>{2}));
+  // The partition did not listen: it was not told.
+  EXPECT_TRUE(recorder_.notified().empty());
   EXPECT_GE(metrics_.sync_rounds.load(), 1u);
   EXPECT_GE(metrics_.sync_seconds.count(), 1u);
 }
 
-TEST_F(group_commit_test, rearm_after_the_round_sees_the_position_itself) {
+TEST_F(group_commit_test, only_a_listening_partition_is_told_after_its_release) {
   auto commit = make();
   commit->start();
-  append(10);
-  commit->wait_for_sync(partition_id{1});
+  commit->acks(partition_id{1}).listen(true);
+  hold(*commit, 1, append(10), 1);
+  hold(*commit, 3, append(10), 2);
   ASSERT_TRUE(recorder_.wait_for(1));
-  // Nothing pending: a re-armed partition is not told again, so the actor
-  // must check the durable position after rearm() (it is already there).
-  commit->rearm(partition_id{1});
-  EXPECT_EQ(wal_->durable_position().value(), wal_->appended_position().value());
+  ASSERT_TRUE(replies_.wait_for(2));
   commit->stop();
+  EXPECT_EQ(recorder_.notified(), (std::set<std::uint32_t>{1}));
 }
 
-TEST_F(group_commit_test, a_failed_round_is_reported_to_waiting_partitions) {
+TEST_F(group_commit_test, held_writes_are_answered_in_write_order) {
   auto commit = make();
+  const auto first = append(10);
+  const auto second = append(10);
+  const auto third = append(10);
+  // Held before any round: the first round covers all three.
+  hold(*commit, 0, first, 1);
+  hold(*commit, 0, second, 2);
+  hold(*commit, 0, third, 3);
+  commit->start();
+  ASSERT_TRUE(replies_.wait_for(3));
+  commit->stop();
+  EXPECT_EQ(replies_.tags(), (std::vector<std::uint64_t>{1, 2, 3}));
+}
+
+TEST_F(group_commit_test, a_failed_round_fails_the_held_writes_with_the_node_logs_error) {
+  auto commit = make();
+  commit->acks(partition_id{3}).listen(true);
   commit->start();
   fs_.fail_syncs(std::errc::io_error);
-  append(10);
-  commit->wait_for_sync(partition_id{3});
+  hold(*commit, 3, append(10), 1);
+  ASSERT_TRUE(replies_.wait_for(1));
   ASSERT_TRUE(recorder_.wait_for(3));
   EXPECT_TRUE(commit->failed());
+  EXPECT_EQ(replies_.errors(), (std::vector<engine::errc>{engine::errc::io_error}));
   ASSERT_TRUE(wal_->failure().has_value());
   EXPECT_EQ(wal_->failure()->code, engine::errc::io_error);
   commit->stop();
+}
+
+// Writes held from several threads while two sync threads overlap rounds:
+// each is answered exactly once, none is left waiting.
+TEST_F(group_commit_test, concurrent_writes_are_each_answered_once) {
+  actors::group_commit::options o;
+  o.threads = 2;
+  auto commit = std::make_unique<actors::group_commit>(
+      *wal_, k_partitions, o, metrics_, [this](partition_id p) { recorder_.durable(p); },
+      [] {});
+  commit->start();
+  constexpr std::uint64_t k_per_thread = 500;
+  std::vector<std::thread> writers;
+  for (std::uint32_t t = 0; t < k_partitions; ++t) {
+    writers.emplace_back([&, t] {
+      for (std::uint64_t i = 0; i < k_per_thread; ++i) {
+        hold(*commit, t, append(10), t * k_per_thread + i);
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  ASSERT_TRUE(replies_.wait_for(k_partitions * k_per_thread));
+  commit->stop();
+  auto tags = replies_.tags();
+  std::sort(tags.begin(), tags.end());
+  ASSERT_EQ(tags.size(), k_partitions * k_per_thread);
+  for (std::uint64_t i = 0; i < tags.size(); ++i) ASSERT_EQ(tags[i], i);
+  EXPECT_TRUE(replies_.errors().empty());
 }
 
 TEST_F(group_commit_test, the_node_log_growing_by_tick_bytes_ticks) {
