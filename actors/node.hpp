@@ -1,8 +1,10 @@
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "actors/metrics.hpp"
 #include "actors/requests.hpp"
@@ -17,14 +19,23 @@ struct query_options {
   std::uint32_t timeout_ms = 30'000;
 };
 
+// Half the cores, at least one: the io, sync and checkpoint threads and the
+// clients of a single machine need the rest.
+inline std::size_t default_actor_threads() {
+  return std::max<std::size_t>(1, std::thread::hardware_concurrency() / 2);
+}
+
 struct node_options {
   std::string node_id = "dev";
   std::string data_dir = "annal-data";
   std::uint32_t partition_count = 64;  // used only when the store is created
   engine::fsync_mode fsync = engine::fsync_mode::always;
   std::chrono::milliseconds sync_interval{100};  // fsync=interval
-  std::size_t sync_threads = 2;       // overlapping group-commit rounds
-  std::size_t actor_threads = 2;      // CAF scheduler workers
+  // Group-commit sync threads (more than one overlap their rounds) and CAF
+  // scheduler workers. On 2 cores, one of each beat two of each at every
+  // append shape (docs/benchmarks.md, "Acknowledged by the sync thread").
+  std::size_t sync_threads = 1;
+  std::size_t actor_threads = default_actor_threads();
   // How long an idle scheduler worker spins before it parks
   // (actors/scheduler_policy.hpp).
   std::uint32_t actor_spin_us = 50;
