@@ -81,9 +81,10 @@ void group_commit::round() {
   }
 }
 
-}  // namespace annal::actors
-
-namespace annal::actors {
+engine::error group_commit::failure() const {
+  auto failure = wal_.failure();
+  return failure ? *failure : engine::error{engine::errc::io_error, "the node log failed"};
+}
 
 void group_commit::release(partition_id p) {
   auto& acks = *acks_[p.value()];
@@ -93,9 +94,7 @@ void group_commit::release(partition_id p) {
     const auto durable = wal_.durable_position();
     if (!acks.release(durable)) break;
     if (failed()) {
-      auto failure = wal_.failure();
-      acks.fail_all(failure ? *failure
-                            : engine::error{engine::errc::io_error, "the node log failed"});
+      acks.fail_all(failure());
       break;
     }
     waiting_[p.value()].value.store(true);

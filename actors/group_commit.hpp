@@ -74,6 +74,8 @@ class group_commit {
   durable_acks& acks(partition_id p) { return *acks_[p.value()]; }
   // A round failed: the node log refuses every write from now on.
   bool failed() const { return failed_.load(); }
+  // What the writes a failed round did not cover fail with.
+  engine::error failure() const;
 
  private:
   struct alignas(64) padded_flag {

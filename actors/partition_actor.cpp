@@ -339,6 +339,10 @@ void partition_actor::hold(node_log_position after, durable_acks::held reply) {
   if (after.value() == 0) return acks_.answer_now(std::move(reply));
   if (acks_.hold(after, std::move(reply), wal_.durable_position())) {
     context_.commit->wait_for_sync(id_);
+  } else {
+    // A round of other partitions' writes covered it already; no round will
+    // tell this partition, so make it visible (and wake waits) here.
+    catch_up();
   }
   maybe_checkpoint();
 }
@@ -354,8 +358,7 @@ void partition_actor::release_ready() {
   // Writes an earlier round made durable are acknowledged even if a later
   // round failed; only the rest fail.
   if (acks_.release(wal_.durable_position()) && context_.commit->failed()) {
-    auto failure = wal_.failure();
-    fail_all(failure ? *failure : engine::error{engine::errc::io_error, "the node log failed"});
+    fail_all(context_.commit->failure());
   }
   maybe_reply_seal();
   if (waits_.empty() && !seal_reply_) acks_.listen(false);

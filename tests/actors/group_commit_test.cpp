@@ -21,9 +21,16 @@ namespace {
 
 constexpr std::uint32_t k_partitions = 4;
 
-// Records the durable notifications, as a partition actor would get them.
+// Records the durable notifications, as a partition actor would get them,
+// and the replies the sync threads gave, in the order they came.
 class recorder {
  public:
+  void reply(std::uint64_t tag, const engine::result<actors::write_reply>& r) {
+    std::lock_guard lock(mu_);
+    tags_.push_back(tag);
+    if (!r) errors_.push_back(r.err().code);
+    cv_.notify_all();
+  }
   void durable(partition_id p) {
     std::lock_guard lock(mu_);
     notified_.insert(p.value());
@@ -42,16 +49,30 @@ class recorder {
     std::unique_lock lock(mu_);
     return cv_.wait_for(lock, k_reply_deadline, [&] { return ticks_ > 0; });
   }
+  bool wait_for_replies(std::size_t n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, k_reply_deadline, [&] { return tags_.size() >= n; });
+  }
   std::set<std::uint32_t> notified() {
     std::lock_guard lock(mu_);
     return notified_;
+  }
+  std::vector<std::uint64_t> tags() {
+    std::lock_guard lock(mu_);
+    return tags_;
+  }
+  std::vector<engine::errc> errors() {
+    std::lock_guard lock(mu_);
+    return errors_;
   }
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  std::set<std::uint32_t> notified_;  // guarded by mu_
-  int ticks_ = 0;                     // guarded by mu_
+  std::set<std::uint32_t> notified_;   // guarded by mu_
+  int ticks_ = 0;                      // guarded by mu_
+  std::vector<std::uint64_t> tags_;    // guarded by mu_
+  std::vector<engine::errc> errors_;   // guarded by mu_
 };
 
 class group_commit_test : public ::testing::Test {
@@ -81,50 +102,18 @@ class group_commit_test : public ::testing::Test {
   // waits for a round as a partition actor does.
   void hold(actors::group_commit& commit, std::uint32_t p, node_log_position after,
             std::uint64_t tag) {
-    auto reply = [this, tag](engine::result<actors::write_reply> r) {
-      replies_.add(tag, std::move(r));
-    };
+    auto reply = [this, tag](engine::result<actors::write_reply> r) { recorder_.reply(tag, r); };
     actors::durable_acks::held_write write{reply, actors::write_reply{lsn{tag}, partition_id{p}}};
     const bool held =
         commit.acks(partition_id{p}).hold(after, std::move(write), wal_->durable_position());
     if (held) commit.wait_for_sync(partition_id{p});
   }
 
-  // The replies the sync threads gave, in the order they came.
-  class reply_log {
-   public:
-    void add(std::uint64_t tag, engine::result<actors::write_reply> r) {
-      std::lock_guard lock(mu_);
-      tags_.push_back(tag);
-      if (!r) errors_.push_back(r.err().code);
-      cv_.notify_all();
-    }
-    bool wait_for(std::size_t n) {
-      std::unique_lock lock(mu_);
-      return cv_.wait_for(lock, k_reply_deadline, [&] { return tags_.size() >= n; });
-    }
-    std::vector<std::uint64_t> tags() {
-      std::lock_guard lock(mu_);
-      return tags_;
-    }
-    std::vector<engine::errc> errors() {
-      std::lock_guard lock(mu_);
-      return errors_;
-    }
-
-   private:
-    std::mutex mu_;
-    std::condition_variable cv_;
-    std::vector<std::uint64_t> tags_;    // guarded by mu_
-    std::vector<engine::errc> errors_;   // guarded by mu_
-  };
-
   temp_dir dir_;
   fault_injection_file_system fs_;
   std::unique_ptr<engine::node_log> wal_;
   actors::node_metrics metrics_;
   recorder recorder_;
-  reply_log replies_;
 };
 
 TEST_F(group_commit_test, the_round_that_covers_a_held_write_answers_it) {
@@ -132,10 +121,10 @@ TEST_F(group_commit_test, the_round_that_covers_a_held_write_answers_it) {
   commit->start();
   const auto after = append(100);
   hold(*commit, 2, after, 1);
-  ASSERT_TRUE(replies_.wait_for(1));
+  ASSERT_TRUE(recorder_.wait_for_replies(1));
   EXPECT_GE(wal_->durable_position(), after);
-  EXPECT_EQ(replies_.tags(), (std::vector<std::uint64_t>{1}));
-  EXPECT_TRUE(replies_.errors().empty());
+  EXPECT_EQ(recorder_.tags(), (std::vector<std::uint64_t>{1}));
+  EXPECT_TRUE(recorder_.errors().empty());
   EXPECT_TRUE(commit->acks(partition_id{2}).empty());
   EXPECT_FALSE(commit->failed());
   commit->stop();
@@ -152,7 +141,7 @@ TEST_F(group_commit_test, only_a_listening_partition_is_told_after_its_release) 
   hold(*commit, 1, append(10), 1);
   hold(*commit, 3, append(10), 2);
   ASSERT_TRUE(recorder_.wait_for(1));
-  ASSERT_TRUE(replies_.wait_for(2));
+  ASSERT_TRUE(recorder_.wait_for_replies(2));
   commit->stop();
   EXPECT_EQ(recorder_.notified(), (std::set<std::uint32_t>{1}));
 }
@@ -167,9 +156,9 @@ TEST_F(group_commit_test, held_writes_are_answered_in_write_order) {
   hold(*commit, 0, second, 2);
   hold(*commit, 0, third, 3);
   commit->start();
-  ASSERT_TRUE(replies_.wait_for(3));
+  ASSERT_TRUE(recorder_.wait_for_replies(3));
   commit->stop();
-  EXPECT_EQ(replies_.tags(), (std::vector<std::uint64_t>{1, 2, 3}));
+  EXPECT_EQ(recorder_.tags(), (std::vector<std::uint64_t>{1, 2, 3}));
 }
 
 TEST_F(group_commit_test, a_failed_round_fails_the_held_writes_with_the_node_logs_error) {
@@ -178,10 +167,10 @@ TEST_F(group_commit_test, a_failed_round_fails_the_held_writes_with_the_node_log
   commit->start();
   fs_.fail_syncs(std::errc::io_error);
   hold(*commit, 3, append(10), 1);
-  ASSERT_TRUE(replies_.wait_for(1));
+  ASSERT_TRUE(recorder_.wait_for_replies(1));
   ASSERT_TRUE(recorder_.wait_for(3));
   EXPECT_TRUE(commit->failed());
-  EXPECT_EQ(replies_.errors(), (std::vector<engine::errc>{engine::errc::io_error}));
+  EXPECT_EQ(recorder_.errors(), (std::vector<engine::errc>{engine::errc::io_error}));
   ASSERT_TRUE(wal_->failure().has_value());
   EXPECT_EQ(wal_->failure()->code, engine::errc::io_error);
   commit->stop();
@@ -206,13 +195,13 @@ TEST_F(group_commit_test, concurrent_writes_are_each_answered_once) {
     });
   }
   for (auto& w : writers) w.join();
-  ASSERT_TRUE(replies_.wait_for(k_partitions * k_per_thread));
+  ASSERT_TRUE(recorder_.wait_for_replies(k_partitions * k_per_thread));
   commit->stop();
-  auto tags = replies_.tags();
+  auto tags = recorder_.tags();
   std::sort(tags.begin(), tags.end());
   ASSERT_EQ(tags.size(), k_partitions * k_per_thread);
   for (std::uint64_t i = 0; i < tags.size(); ++i) ASSERT_EQ(tags[i], i);
-  EXPECT_TRUE(replies_.errors().empty());
+  EXPECT_TRUE(recorder_.errors().empty());
 }
 
 TEST_F(group_commit_test, the_node_log_growing_by_tick_bytes_ticks) {
