@@ -18,13 +18,14 @@ namespace annal::actors {
 // durable, with their replies, in write order. The partition actor holds
 // them; the sync thread whose round covers them answers them (group_commit),
 // so that an acknowledgement takes no trip through the actor's mailbox. The
-// actor itself answers them only when it stops.
+// actor answers on its own turn only a write that is covered already, what a
+// checkpoint's sync covered, and, when it stops, the rest.
 //
 // Replies are called under the lock, in write order (a retry held behind a
 // later write waits for it); reply callbacks must not block (requests.hpp).
 //
-// The actor may ask to be told of every release (listen()): it then gets a
-// durable_atom after each round that released some of its writes, for what
+// The actor may ask to be told of releases (listen()): it then gets a
+// durable_atom after each round in which it had writes waiting, for what
 // depends on visibility (parked long-polls, a seal waiting for no write to be
 // in flight). Thread-safe.
 class durable_acks {

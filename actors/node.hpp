@@ -32,8 +32,9 @@ struct node_options {
   engine::fsync_mode fsync = engine::fsync_mode::always;
   std::chrono::milliseconds sync_interval{100};  // fsync=interval
   // Group-commit sync threads (more than one overlap their rounds) and CAF
-  // scheduler workers. On 2 cores, one of each beat two of each at every
-  // append shape (docs/benchmarks.md, "Acknowledged by the sync thread").
+  // scheduler workers. On 2 cores, one of each beat two of each with single
+  // events and did no worse with batches or reads (docs/benchmarks.md,
+  // "Acknowledged by the sync thread").
   std::size_t sync_threads = 1;
   std::size_t actor_threads = default_actor_threads();
   // How long an idle scheduler worker spins before it parks
