@@ -58,7 +58,7 @@ class durable_acks {
   bool release(node_log_position durable);
   // Answers `reply` now, ahead of the held writes (a retry of a write that is
   // durable already).
-  void answer_now(held reply) { answer(reply, request_clock::now()); }
+  void answer_now(held reply) { finish(reply, nullptr, request_clock::now()); }
   // Fails every held write with `e`; returns how many there were.
   std::size_t fail_all(const engine::error& e);
   bool empty() const;
@@ -74,8 +74,8 @@ class durable_acks {
     node_log_position after;
     held reply;
   };
-  void answer(held& reply, request_clock::time_point now);
-  void fail(held& reply, const engine::error& e, request_clock::time_point now);
+  // Calls the reply with its value, or with `failure` when not null.
+  void finish(held& reply, const engine::error* failure, request_clock::time_point now);
 
   node_metrics& metrics_;
   mutable std::mutex mu_;
