@@ -28,8 +28,7 @@ constexpr std::uint32_t position_of(std::uint64_t bucket) { return static_cast<s
 constexpr std::uint32_t hash_in(std::uint64_t bucket) { return static_cast<std::uint32_t>(bucket >> 32); }
 }  // namespace
 
-std::size_t event_id_window::find_bucket(const event_id& id) const {
-  const std::uint32_t hash = hash_event_id(id);
+std::size_t event_id_window::find_bucket(const event_id& id, std::uint32_t hash) const {
   for (std::size_t b = home_of(hash);; b = (b + 1) & mask_) {
     const std::uint64_t bucket = buckets_[b];
     if (bucket == k_empty) return k_npos;
@@ -37,9 +36,22 @@ std::size_t event_id_window::find_bucket(const event_id& id) const {
   }
 }
 
+std::size_t event_id_window::bucket_of_position(std::size_t pos) const {
+  const std::uint32_t hash = ring_[pos].hash;
+  for (std::size_t b = home_of(hash);; b = (b + 1) & mask_) {
+    const std::uint64_t bucket = buckets_[b];
+    if (bucket == k_empty) return k_npos;
+    if (bucket == ((std::uint64_t{hash} << 32) | pos)) return b;
+  }
+}
+
 const event_id_window::entry* event_id_window::find(const event_id& id) const {
-  const std::size_t b = find_bucket(id);
+  const std::size_t b = find_bucket(id, hash_event_id(id));
   return b == k_npos ? nullptr : &ring_[position_of(buckets_[b])].where;
+}
+
+void event_id_window::prefetch(const event_id& id) const {
+  __builtin_prefetch(&buckets_[home_of(hash_event_id(id))]);
 }
 
 void event_id_window::erase_bucket(std::size_t hole) {
@@ -58,22 +70,24 @@ void event_id_window::erase_bucket(std::size_t hole) {
 }
 
 void event_id_window::insert(const event_id& id, entry where) {
-  if (const std::size_t existing = find_bucket(id); existing != k_npos) {
+  const std::uint32_t hash = hash_event_id(id);
+  if (const std::size_t existing = find_bucket(id, hash); existing != k_npos) {
     // Same id again: the older slot stays in the ring but stops being indexed.
     erase_bucket(existing);
   }
   std::size_t pos;
   if (count_ == ring_.size()) {
     pos = head_;
-    const std::size_t old = find_bucket(ring_[pos].id);
-    if (old != k_npos && position_of(buckets_[old]) == pos) erase_bucket(old);
+    if (const std::size_t old = bucket_of_position(pos); old != k_npos) erase_bucket(old);
     head_ = (head_ + 1) % ring_.size();
+    // The evictions to come probe random buckets: start loading one early.
+    __builtin_prefetch(
+        &buckets_[home_of(ring_[(pos + k_evict_prefetch) % ring_.size()].hash)]);
   } else {
     pos = (head_ + count_) % ring_.size();
     ++count_;
   }
-  ring_[pos] = ring_slot{id, where};
-  const std::uint32_t hash = hash_event_id(id);
+  ring_[pos] = ring_slot{id, hash, where};
   std::size_t b = home_of(hash);
   while (buckets_[b] != k_empty) b = (b + 1) & mask_;
   buckets_[b] = (std::uint64_t{hash} << 32) | pos;

@@ -27,6 +27,10 @@ class event_id_window {
 
   // nullptr if `id` is not among the recent ids.
   const entry* find(const event_id& id) const;
+  // A hint that `find(id)` and `insert(id, ...)` come soon: starts loading
+  // the bucket they probe first. The table is larger than the caches, so
+  // that load is a miss that can overlap the caller's other work.
+  void prefetch(const event_id& id) const;
   // Records `id`; the oldest id is forgotten once the window is full. A
   // repeated id now points at its newest place.
   void insert(const event_id& id, entry where);
@@ -46,15 +50,20 @@ class event_id_window {
  private:
   struct ring_slot {
     event_id id{};
+    std::uint32_t hash = 0;  // hash_event_id(id), kept to find its bucket on eviction
     entry where;
   };
+  // How many inserts ahead the bucket of the slot to be evicted is prefetched.
+  static constexpr std::size_t k_evict_prefetch = 8;
   // A bucket packs (hash << 32) | ring position, so probes compare hashes
   // without touching the ring; k_empty marks a free bucket.
   static constexpr std::uint64_t k_empty = ~std::uint64_t{0};
 
   std::size_t home_of(std::uint32_t hash) const { return hash & mask_; }
-  // The bucket indexing `id`, or npos.
-  std::size_t find_bucket(const event_id& id) const;
+  // The bucket indexing `id` (whose hash is `hash`), or npos.
+  std::size_t find_bucket(const event_id& id, std::uint32_t hash) const;
+  // The bucket indexing ring position `pos`, or npos if it stopped being indexed.
+  std::size_t bucket_of_position(std::size_t pos) const;
   void erase_bucket(std::size_t bucket);
 
   std::vector<ring_slot> ring_;

@@ -248,6 +248,8 @@ result<write_result> partition::write_frame(std::span<const std::byte> frame) {
 
 result<append_result> partition::append(std::string_view stream, expected_version expected,
                                         std::span<const event_input> events) {
+  // The retry check below starts with a lookup that misses the caches.
+  if (!events.empty()) recent_ids_.prefetch(events[0].id);
   if (auto s = validate(stream, events); !s) return s.err();
   stream_entry* entry = index_.find(stream);
   if (entry && !entry->tombstoned) {
