@@ -1,5 +1,6 @@
 #include "actors/checkpointer.hpp"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 namespace annal::actors {
@@ -40,6 +41,7 @@ void checkpointer::hand_over(partition_id p, engine::partition* part) {
 }
 
 void checkpointer::run() {
+  pthread_setname_np(pthread_self(), "annal-checkpt");
   std::unique_lock lock(mu_);
   for (;;) {
     cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });

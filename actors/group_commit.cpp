@@ -1,5 +1,6 @@
 #include "actors/group_commit.hpp"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 namespace annal::actors {
@@ -39,6 +40,7 @@ void group_commit::stop() {
 }
 
 void group_commit::run() {
+  pthread_setname_np(pthread_self(), "annal-sync");
   const bool interval = options_.mode == engine::fsync_mode::interval;
   std::unique_lock lock(mu_);
   for (;;) {

@@ -1,6 +1,7 @@
 #include "actors/handoff.hpp"
 
 #include <fmt/format.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <future>
@@ -112,6 +113,7 @@ void handoff_manager::unseal(partition_id p, reply_fn<lsn> reply) {
 // --- worker ---
 
 void handoff_manager::run() {
+  pthread_setname_np(pthread_self(), "annal-handoff");
   while (true) {
     bool changed = false;
     {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -145,6 +146,7 @@ void membership::post(std::function<void()> run, std::function<void()> cancel) {
 }
 
 void membership::run() {
+  pthread_setname_np(pthread_self(), "annal-members");
   auto next_keep_alive = steady::now();
   auto next_attempt = steady::now();
   while (true) {

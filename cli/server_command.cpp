@@ -1,6 +1,7 @@
 #include "cli/server_command.hpp"
 
 #include <fmt/format.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <asio.hpp>
@@ -158,7 +159,10 @@ int run_server(const server_options& options) {
 
   std::vector<std::thread> io_threads;
   for (std::size_t i = 0; i < std::max<std::size_t>(options.io_threads, 1); ++i) {
-    io_threads.emplace_back([&io] { io.run(); });
+    io_threads.emplace_back([&io] {
+      pthread_setname_np(pthread_self(), "annal-io");
+      io.run();
+    });
   }
 
   // The lines tests and scripts wait for; stdout is the CLI's own channel.

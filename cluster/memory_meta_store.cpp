@@ -9,6 +9,7 @@
 #include <set>
 #include <utility>
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 namespace annal::cluster {
@@ -154,7 +155,10 @@ class memory_watch final : public watch_handle {
     state_->next = next;
     state_->on_events = std::move(on_events);
     state_->on_error = std::move(on_error);
-    thread_ = std::thread([s = state_] { run(*s); });
+    thread_ = std::thread([s = state_] {
+      pthread_setname_np(pthread_self(), "annal-watch");
+      run(*s);
+    });
   }
 
   ~memory_watch() override {
@@ -234,6 +238,7 @@ memory_meta_store::memory_meta_store() : memory_meta_store(options{}) {}
 memory_meta_store::memory_meta_store(options opts) : core_(std::make_shared<core>()) {
   core_->max_history = std::max<std::size_t>(opts.max_history, 1);
   lease_thread_ = std::thread([c = core_] {
+    pthread_setname_np(pthread_self(), "annal-leases");
     std::unique_lock lock(c->mu);
     while (!c->stopping) {
       c->expire_due_locked(clock::now());

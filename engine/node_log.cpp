@@ -4,6 +4,7 @@
 #include "engine/log_format.hpp"
 
 #include <fmt/format.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -149,6 +150,7 @@ status node_log::prepare_next_segment() {
 }
 
 void node_log::run_preparer() {
+  pthread_setname_np(pthread_self(), "annal-logprep");
   std::unique_lock lock(prepare_mu_);
   for (;;) {
     prepare_cv_.wait(lock, [&] { return stopping_ || next_ == preparation::requested; });

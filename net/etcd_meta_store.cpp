@@ -1,6 +1,7 @@
 #include "net/etcd_meta_store.hpp"
 
 #include <curl/curl.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <array>
@@ -437,7 +438,10 @@ class etcd_watch final : public cluster::watch_handle {
     state_->next = from_revision;
     state_->on_events = std::move(on_events);
     state_->on_error = std::move(on_error);
-    thread_ = std::thread([s = state_] { run(*s); });
+    thread_ = std::thread([s = state_] {
+      pthread_setname_np(pthread_self(), "annal-watch");
+      run(*s);
+    });
   }
 
   ~etcd_watch() override {

@@ -4,8 +4,11 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <set>
+#include <string>
 
 #include "tests/integration/node_fixture.hpp"
 
@@ -250,6 +253,26 @@ TEST_F(client_ops_test, data_survives_a_restart) {
   auto snap = client_->get_snapshot("restart-1");
   ASSERT_TRUE(snap.ok() && snap->has_value());
   EXPECT_EQ((*snap)->payload, "snap");
+}
+
+// The names of process `pid`'s threads (/proc/<pid>/task/*/comm).
+std::multiset<std::string> thread_names(pid_t pid) {
+  std::multiset<std::string> names;
+  const auto tasks = std::filesystem::path("/proc") / std::to_string(pid) / "task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream in(task.path() / "comm");
+    std::string name;
+    if (std::getline(in, name)) names.insert(name);
+  }
+  return names;
+}
+
+TEST_F(client_ops_test, node_threads_carry_names_operators_can_find_in_top_and_perf) {
+  const auto names = thread_names(node_->pid());
+  EXPECT_EQ(names.count("annal-io"), 1u);  // annal dev: one io thread, one sync thread
+  EXPECT_EQ(names.count("annal-sync"), 1u);
+  EXPECT_EQ(names.count("annal-checkpt"), 1u);
+  EXPECT_EQ(names.count("annal-logprep"), 1u);  // fsync=always prepares node-log segments
 }
 
 }  // namespace
