@@ -13,11 +13,10 @@ group_commit::group_commit(engine::node_log& wal, std::uint32_t partition_count,
       metrics_(metrics),
       durable_(std::move(durable)),
       tick_(std::move(tick)),
-      waiting_(std::make_unique<padded_flag[]>(partition_count)),
       partition_count_(partition_count) {
-  acks_.reserve(partition_count);
+  partitions_.reserve(partition_count);
   for (std::uint32_t p = 0; p < partition_count; ++p) {
-    acks_.push_back(std::make_unique<durable_acks>(metrics));
+    partitions_.push_back(std::make_unique<partition_slot>(metrics));
   }
   last_tick_.store(wal.appended_position().value());
 }
@@ -72,7 +71,7 @@ void group_commit::round() {
   // partition_actor::listen_for_releases().
   std::atomic_thread_fence(std::memory_order_seq_cst);
   for (std::uint32_t p = 0; p < partition_count_; ++p) {
-    auto& flag = waiting_[p].value;
+    auto& flag = partitions_[p]->waiting;
     if (flag.load() && flag.exchange(false)) release(partition_id{p});
   }
   const std::uint64_t appended = wal_.appended_position().value();
@@ -89,7 +88,8 @@ engine::error group_commit::failure() const {
 }
 
 void group_commit::release(partition_id p) {
-  auto& acks = *acks_[p.value()];
+  auto& slot = *partitions_[p.value()];
+  auto& acks = slot.acks;
   for (;;) {
     // Writes an earlier round made durable are acknowledged even if a later
     // round failed; only the rest fail.
@@ -99,7 +99,7 @@ void group_commit::release(partition_id p) {
       acks.fail_all(failure());
       break;
     }
-    waiting_[p.value()].value.store(true);
+    slot.waiting.store(true);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (wal_.durable_position() == durable && !failed()) break;
   }

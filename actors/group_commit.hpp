@@ -66,20 +66,23 @@ class group_commit {
 
   // Partition `p` appended to the node log and waits for a round.
   void wait_for_sync(partition_id p) {
-    auto& flag = waiting_[p.value()].value;
+    auto& flag = partitions_[p.value()]->waiting;
     if (!flag.load()) flag.store(true);
     wake();
   }
   // The writes of partition `p` that wait for durability.
-  durable_acks& acks(partition_id p) { return *acks_[p.value()]; }
+  durable_acks& acks(partition_id p) { return partitions_[p.value()]->acks; }
   // A round failed: the node log refuses every write from now on.
   bool failed() const { return failed_.load(); }
   // What the writes a failed round did not cover fail with.
   engine::error failure() const;
 
  private:
-  struct alignas(64) padded_flag {
-    std::atomic<bool> value{false};
+  // A partition's state here; aligned so that partitions share no cache line.
+  struct alignas(64) partition_slot {
+    explicit partition_slot(node_metrics& metrics) : acks(metrics) {}
+    std::atomic<bool> waiting{false};  // has writes that wait for a round
+    durable_acks acks;
   };
 
   void wake() {
@@ -99,8 +102,7 @@ class group_commit {
   const partition_fn durable_;
   const tick_fn tick_;
 
-  std::unique_ptr<padded_flag[]> waiting_;  // one per partition
-  std::vector<std::unique_ptr<durable_acks>> acks_;  // one per partition
+  std::vector<std::unique_ptr<partition_slot>> partitions_;
   const std::uint32_t partition_count_;
   alignas(64) std::atomic<bool> pending_{false};  // appended since the last round began
   alignas(64) std::atomic<bool> failed_{false};
