@@ -673,6 +673,19 @@ TEST_F(node_log_test, segments_are_created_full_size_and_zero_filled) {
   EXPECT_TRUE(all_zero_from(dir_.file(wal(0)), 64));
 }
 
+// A round's fdatasync never waits behind a whole segment of zeros on the
+// device: preparing a segment syncs its zeros 1 MiB at a time.
+TEST_F(node_log_test, zero_fill_syncs_a_new_segment_a_chunk_at_a_time) {
+  node_log_options options;
+  options.segment_bytes = (3u << 20) + 4096;
+  options.prepare_in_background = false;
+  auto log = open(options);
+  EXPECT_EQ(annal::testing::size_on_disk(dir_.file(wal(0))), options.segment_bytes);
+  EXPECT_TRUE(all_zero_from(dir_.file(wal(0)), 0));
+  EXPECT_GT(fs_.largest_sync_growth(), 0u);
+  EXPECT_LE(fs_.largest_sync_growth(), 1u << 20);
+}
+
 TEST_F(node_log_test, leftover_temp_segments_are_removed_on_open) {
   ASSERT_FALSE(annal::testing::append_bytes(dir_.file("next.wal.tmp"), std::vector<std::byte>(100)));
   ASSERT_FALSE(annal::testing::append_bytes(dir_.file(wal(64) + ".tmp"), std::vector<std::byte>(8)));

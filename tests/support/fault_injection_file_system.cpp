@@ -152,6 +152,11 @@ std::uint64_t fault_injection_file_system::mutating_operations() const {
   return mutating_operations_;
 }
 
+std::uint64_t fault_injection_file_system::largest_sync_growth() const {
+  const std::lock_guard lock(mutex_);
+  return largest_sync_growth_;
+}
+
 std::error_code fault_injection_file_system::power_loss(power_loss_mode mode, std::uint64_t seed) {
   const std::lock_guard lock(mutex_);
   std::error_code first_error;
@@ -465,6 +470,9 @@ std::error_code fault_injection_file_system::before_sync(std::uint64_t generatio
 void fault_injection_file_system::after_sync(file_state& state, std::uint64_t durable_size,
                                              std::uint64_t sequence) {
   const std::lock_guard lock(mutex_);
+  if (durable_size > state.synced_size) {
+    largest_sync_growth_ = std::max(largest_sync_growth_, durable_size - state.synced_size);
+  }
   state.synced_size = std::max(state.synced_size, durable_size);
   std::erase_if(state.overwrites, [&](const overwrite& o) { return o.sequence < sequence; });
 }

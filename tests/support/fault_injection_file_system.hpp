@@ -85,6 +85,9 @@ class fault_injection_file_system final : public engine::file_system {
 
   // Mutating operations attempted so far, including those that failed.
   std::uint64_t mutating_operations() const;
+  // The most bytes one writable_file::sync has made durable past the file's
+  // durable size so far (appended bytes; in-place writes do not count).
+  std::uint64_t largest_sync_growth() const;
 
   // Simulates a power loss, in this order:
   // 1. Undoes the directory changes not yet durable, newest first: a created
@@ -205,6 +208,7 @@ class fault_injection_file_system final : public engine::file_system {
   std::optional<std::errc> sync_failure_;                      // guarded by mutex_
   std::optional<std::uint64_t> crash_at_;                      // guarded by mutex_
   std::uint64_t mutating_operations_ = 0;                      // guarded by mutex_
+  std::uint64_t largest_sync_growth_ = 0;                      // guarded by mutex_
   // Bumped by power_loss; files opened under an older generation are stale.
   std::uint64_t generation_ = 0;  // guarded by mutex_
 };
