@@ -12,8 +12,7 @@ group_commit::group_commit(engine::node_log& wal, std::uint32_t partition_count,
       options_(options),
       metrics_(metrics),
       durable_(std::move(durable)),
-      tick_(std::move(tick)),
-      partition_count_(partition_count) {
+      tick_(std::move(tick)) {
   partitions_.reserve(partition_count);
   for (std::uint32_t p = 0; p < partition_count; ++p) {
     partitions_.push_back(std::make_unique<partition_slot>(metrics));
@@ -70,7 +69,7 @@ void group_commit::round() {
   // flag or it sees the position this round published), and with the one in
   // partition_actor::listen_for_releases().
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  for (std::uint32_t p = 0; p < partition_count_; ++p) {
+  for (std::uint32_t p = 0; p < partitions_.size(); ++p) {
     auto& flag = partitions_[p]->waiting;
     if (flag.load() && flag.exchange(false)) release(partition_id{p});
   }

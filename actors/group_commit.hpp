@@ -103,7 +103,6 @@ class group_commit {
   const tick_fn tick_;
 
   std::vector<std::unique_ptr<partition_slot>> partitions_;
-  const std::uint32_t partition_count_;
   alignas(64) std::atomic<bool> pending_{false};  // appended since the last round began
   alignas(64) std::atomic<bool> failed_{false};
   std::atomic<std::uint64_t> last_tick_{0};  // node-log position of the last tick

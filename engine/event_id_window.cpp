@@ -28,21 +28,23 @@ constexpr std::uint32_t position_of(std::uint64_t bucket) { return static_cast<s
 constexpr std::uint32_t hash_in(std::uint64_t bucket) { return static_cast<std::uint32_t>(bucket >> 32); }
 }  // namespace
 
-std::size_t event_id_window::find_bucket(const event_id& id, std::uint32_t hash) const {
+template <class Match>
+std::size_t event_id_window::probe(std::uint32_t hash, Match matches) const {
   for (std::size_t b = home_of(hash);; b = (b + 1) & mask_) {
-    const std::uint64_t bucket = buckets_[b];
-    if (bucket == k_empty) return k_npos;
-    if (hash_in(bucket) == hash && ring_[position_of(bucket)].id == id) return b;
+    if (buckets_[b] == k_empty) return k_npos;
+    if (matches(buckets_[b])) return b;
   }
 }
 
+std::size_t event_id_window::find_bucket(const event_id& id, std::uint32_t hash) const {
+  return probe(hash, [&](std::uint64_t bucket) {
+    return hash_in(bucket) == hash && ring_[position_of(bucket)].id == id;
+  });
+}
+
 std::size_t event_id_window::bucket_of_position(std::size_t pos) const {
-  const std::uint32_t hash = ring_[pos].hash;
-  for (std::size_t b = home_of(hash);; b = (b + 1) & mask_) {
-    const std::uint64_t bucket = buckets_[b];
-    if (bucket == k_empty) return k_npos;
-    if (bucket == ((std::uint64_t{hash} << 32) | pos)) return b;
-  }
+  const std::uint64_t indexed = (std::uint64_t{ring_[pos].hash} << 32) | pos;
+  return probe(ring_[pos].hash, [&](std::uint64_t bucket) { return bucket == indexed; });
 }
 
 const event_id_window::entry* event_id_window::find(const event_id& id) const {

@@ -60,6 +60,10 @@ class event_id_window {
   static constexpr std::uint64_t k_empty = ~std::uint64_t{0};
 
   std::size_t home_of(std::uint32_t hash) const { return hash & mask_; }
+  // The first bucket on `hash`'s probe chain for which `matches(bucket)`, or
+  // npos once the chain ends.
+  template <class Match>
+  std::size_t probe(std::uint32_t hash, Match matches) const;
   // The bucket indexing `id` (whose hash is `hash`), or npos.
   std::size_t find_bucket(const event_id& id, std::uint32_t hash) const;
   // The bucket indexing ring position `pos`, or npos if it stopped being indexed.
