@@ -73,6 +73,7 @@ void event_id_window::erase_bucket(std::size_t hole) {
 
 void event_id_window::insert(const event_id& id, entry where) {
   const std::uint32_t hash = hash_event_id(id);
+  ++inserted_;
   if (const std::size_t existing = find_bucket(id, hash); existing != k_npos) {
     // Same id again: the older slot stays in the ring but stops being indexed.
     erase_bucket(existing);

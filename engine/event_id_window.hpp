@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -37,11 +38,24 @@ class event_id_window {
 
   std::size_t size() const { return count_; }
   std::size_t capacity() const { return ring_.size(); }
+  // Inserts ever made. Replaying the inserts made since some count, in
+  // order, onto a window that held the state at that count rebuilds this one
+  // (delta checkpoints rely on it).
+  std::uint64_t inserted() const { return inserted_; }
 
   // Visits (id, entry) oldest first.
   template <class F>
   void for_each(F&& f) const {
     for (std::size_t i = 0; i < count_; ++i) {
+      const auto& slot = ring_[(head_ + i) % ring_.size()];
+      f(slot.id, slot.where);
+    }
+  }
+  // Visits the newest min(n, size()) (id, entry), oldest of them first.
+  template <class F>
+  void for_each_newest(std::size_t n, F&& f) const {
+    const std::size_t skip = count_ - std::min(n, count_);
+    for (std::size_t i = skip; i < count_; ++i) {
       const auto& slot = ring_[(head_ + i) % ring_.size()];
       f(slot.id, slot.where);
     }
@@ -73,6 +87,7 @@ class event_id_window {
   std::vector<ring_slot> ring_;
   std::size_t head_ = 0;   // oldest slot
   std::size_t count_ = 0;
+  std::uint64_t inserted_ = 0;
   std::vector<std::uint64_t> buckets_;  // size is a power of 2, at least twice the capacity
   std::size_t mask_ = 0;
 };

@@ -79,6 +79,8 @@ result<std::unique_ptr<partition>> partition::open(file_system& fs, clock& clock
     p->checkpoint_end_ = state->log_end;
     for (const auto& s : segments) p->previous_checkpoint_segments_.push_back(s.base.value());
     p->previous_checkpoint_node_position_ = state->node_position;
+    p->chain_ = state->chain;
+    p->mark_all_checkpointed();
     // Before the log opens and removes the segment files an older checkpoint
     // may still list.
     if (end == lsn{0} && segments.empty()) {
@@ -949,10 +951,36 @@ status partition::checkpoint() {
     if (!std::binary_search(removable.begin(), removable.end(), s.base)) listed.push_back(s);
   }
   const std::uint64_t sequence = checkpoint_sequence_ + 1;
-  const auto bytes = encode_checkpoint(id_, sequence, log_->end(), node_position,
-                                       last_timestamp_, listed, index_, recent_ids_);
-  if (auto s = store_checkpoint(fs_, dir_, sequence, bytes); !s) return s;
+  // A delta extends the newest checkpoint, until the deltas add up to the
+  // last full one or there are too many to read on open.
+  const bool delta = options_.delta_checkpoints && checkpoint_sequence_ > 0 &&
+                     chain_.deltas < options_.max_checkpoint_deltas &&
+                     chain_.delta_bytes < chain_.base_bytes;
+  std::vector<checkpoint_delta::stream_change> changed;
+  std::vector<std::byte> bytes;
+  if (delta) {
+    changed = changed_streams();
+    const checkpoint_delta what{checkpoint_sequence_, chain_.newest_crc, changed,
+                                recent_ids_.inserted() - checkpointed_ids_};
+    bytes = encode_delta_checkpoint(id_, sequence, log_->end(), node_position, last_timestamp_,
+                                    listed, index_, recent_ids_, what);
+  } else {
+    bytes = encode_checkpoint(id_, sequence, log_->end(), node_position, last_timestamp_, listed,
+                              index_, recent_ids_);
+  }
+  // The chain of the checkpoint before stays: it is the fallback.
+  const std::uint64_t keep_from = checkpoint_sequence_ > 0 ? chain_.base : sequence;
+  if (auto s = store_checkpoint(fs_, dir_, sequence, bytes, keep_from); !s) return s;
   checkpoint_sequence_ = sequence;
+  if (delta) {
+    ++chain_.deltas;
+    chain_.delta_bytes += bytes.size();
+    mark_checkpointed(changed);
+  } else {
+    chain_ = checkpoint_chain{sequence, 0, 0, bytes.size(), 0};
+    mark_all_checkpointed();
+  }
+  chain_.newest_crc = checkpoint_crc(bytes);
 
   // Files the previous checkpoint lists stay until the next one, so that it
   // remains a valid fallback.
@@ -974,6 +1002,53 @@ status partition::checkpoint() {
   checkpoint_node_position_ = node_position;
   checkpoint_end_ = log_->end();
   return {};
+}
+
+std::vector<checkpoint_delta::stream_change> partition::changed_streams() const {
+  std::vector<checkpoint_delta::stream_change> changed;
+  for (std::uint32_t i = 0; i < index_.size(); ++i) {
+    const stream_entry& e = index_.at(i);
+    if (i >= checkpointed_streams_.size()) {
+      changed.push_back({i, e.first_located});
+      continue;
+    }
+    const checkpointed_stream& then = checkpointed_streams_[i];
+    const bool same_snapshot =
+        then.snapshot.has_value() == e.snapshot.has_value() &&
+        (!e.snapshot || (then.snapshot->version == e.snapshot->version &&
+                         then.snapshot->record == e.snapshot->record));
+    if (then.next_version == e.next_version && then.first_located == e.first_located &&
+        then.metadata == e.metadata && then.deleted == e.deleted &&
+        then.tombstoned == e.tombstoned && same_snapshot) {
+      continue;
+    }
+    // Versions only grow, and retention only drops locations from the
+    // front: the locations checkpointed then are still right. Were it ever
+    // otherwise, the delta lists them all.
+    const bool grew = e.next_version >= then.next_version && e.first_located >= then.first_located;
+    changed.push_back({i, grew ? std::max(then.next_version, e.first_located) : e.first_located});
+  }
+  return changed;
+}
+
+void partition::mark_checkpointed(std::span<const checkpoint_delta::stream_change> changed) {
+  checkpointed_streams_.resize(index_.size());
+  for (const auto& c : changed) {
+    const stream_entry& e = index_.at(c.number);
+    checkpointed_streams_[c.number] = {e.next_version, e.first_located, e.metadata,
+                                       e.deleted,      e.tombstoned,    e.snapshot};
+  }
+  checkpointed_ids_ = recent_ids_.inserted();
+}
+
+void partition::mark_all_checkpointed() {
+  checkpointed_streams_.clear();
+  checkpointed_streams_.reserve(index_.size());
+  index_.for_each([&](const stream_entry& e) {
+    checkpointed_streams_.push_back(
+        {e.next_version, e.first_located, e.metadata, e.deleted, e.tombstoned, e.snapshot});
+  });
+  checkpointed_ids_ = recent_ids_.inserted();
 }
 
 bool partition::checkpoint_due() const {
@@ -1025,7 +1100,8 @@ status partition::clear() {
   // finished by open() (finish_interrupted_clear).
   const std::uint64_t first = checkpoint_sequence_ + 1;
   const auto bytes = empty_checkpoint(first, node_position);
-  if (auto s = store_checkpoint(fs_, dir_, first, bytes); !s) {
+  const std::uint64_t keep_from = checkpoint_sequence_ > 0 ? chain_.base : first;
+  if (auto s = store_checkpoint(fs_, dir_, first, bytes, keep_from); !s) {
     // store_checkpoint can fail after its rename (syncing the directory,
     // removing an old checkpoint): if the empty checkpoint is there, a restart
     // may load it or the old one, and nothing may be written meanwhile.
@@ -1036,14 +1112,17 @@ status partition::clear() {
     return stick(s.err());
   }
   const std::uint64_t second = first + 1;
-  if (auto s = store_checkpoint(fs_, dir_, second, empty_checkpoint(second, node_position)); !s) {
+  const auto second_bytes = empty_checkpoint(second, node_position);
+  if (auto s = store_checkpoint(fs_, dir_, second, second_bytes, first); !s) {
     return stick(s.err());
   }
 
   const lsn old_end = log_->end();
   checkpoint_sequence_ = second;
+  chain_ = checkpoint_chain{second, checkpoint_crc(second_bytes), 0, second_bytes.size(), 0};
   index_ = stream_index{};
   recent_ids_ = event_id_window(recent_ids_.capacity());
+  mark_all_checkpointed();
   pending_.clear();
   hidden_.clear();
   visible_end_ = lsn{0};
@@ -1063,9 +1142,10 @@ status partition::clear() {
 status partition::finish_interrupted_clear() {
   // The partition log never shrinks but through clear(): an older checkpoint
   // that lists segments next to a newer empty one is the fallback a clear
-  // left behind. Only the k_checkpoints_kept before the newest can be there.
+  // left behind: the one before the newest (clear's first empty checkpoint
+  // was stored) or the one before that (the second was stored too).
   bool stale = false;
-  for (std::uint64_t back = 1; back <= k_checkpoints_kept && back <= checkpoint_sequence_; ++back) {
+  for (std::uint64_t back = 1; back <= 2 && back <= checkpoint_sequence_; ++back) {
     const std::string path = dir_ + "/" + checkpoint_name(checkpoint_sequence_ - back);
     if (!fs_.exists(path)) continue;
     std::vector<std::byte> bytes;
@@ -1077,12 +1157,10 @@ status partition::finish_interrupted_clear() {
   spdlog::warn("partition {}: finishing an interrupted clear: replacing the fallback checkpoint",
                id_.value());
   const std::uint64_t sequence = checkpoint_sequence_ + 1;
-  if (auto s = store_checkpoint(fs_, dir_, sequence,
-                                empty_checkpoint(sequence, checkpoint_node_position_));
-      !s) {
-    return s;
-  }
+  const auto bytes = empty_checkpoint(sequence, checkpoint_node_position_);
+  if (auto s = store_checkpoint(fs_, dir_, sequence, bytes, checkpoint_sequence_); !s) return s;
   checkpoint_sequence_ = sequence;
+  chain_ = checkpoint_chain{sequence, checkpoint_crc(bytes), 0, bytes.size(), 0};
   return {};
 }
 

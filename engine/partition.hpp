@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/checkpoint.hpp"
 #include "engine/clock.hpp"
 #include "engine/errors.hpp"
 #include "engine/event_id_window.hpp"
@@ -32,6 +33,14 @@ struct partition_options {
   // checkpoint, or the node log grew four times this much (so that idle
   // partitions let node-log segments go).
   std::uint64_t checkpoint_bytes = 64u << 20;
+  // Whether a checkpoint may be a delta of the one before (store format 3,
+  // docs/storage.md "Delta checkpoints"). Off for stores of older formats,
+  // whose readers know only full checkpoints.
+  bool delta_checkpoints = true;
+  // Deltas in a row before a full checkpoint; a full one also comes once the
+  // deltas add up to the size of the last full one, so a chain never holds
+  // more than twice the bytes of a full checkpoint.
+  std::size_t max_checkpoint_deltas = 64;
 };
 
 // Result of any write. The write is acknowledged (durable under
@@ -256,6 +265,12 @@ class partition {
   status read_events(const stream_entry& entry, std::uint64_t first, std::uint64_t count,
                      read_direction direction, read_page& page);
   std::vector<lsn> removable_segments();
+  // The streams that changed since the last checkpoint, for a delta.
+  std::vector<checkpoint_delta::stream_change> changed_streams() const;
+  // Records that the streams in `changed` are checkpointed as they are now.
+  void mark_checkpointed(std::span<const checkpoint_delta::stream_change> changed);
+  // Records that every stream is checkpointed as it is now (after a load).
+  void mark_all_checkpointed();
   // A checkpoint of the empty partition at `node_position`.
   std::vector<std::byte> empty_checkpoint(std::uint64_t sequence,
                                           node_log_position node_position) const;
@@ -302,6 +317,20 @@ class partition {
   std::vector<std::uint64_t> previous_checkpoint_segments_;
   node_log_position previous_checkpoint_node_position_{};
   std::vector<std::uint64_t> removed_segments_;  // out of the index, file not yet deleted
+  // The newest checkpoint's chain, and what it holds of each stream (by
+  // number; streams past its end are new since) and of the event-id window
+  // (recent_ids_.inserted() then): what the next delta leaves out.
+  struct checkpointed_stream {
+    std::uint64_t next_version = 0;
+    std::uint64_t first_located = 0;
+    stream_metadata metadata;
+    bool deleted = false;
+    bool tombstoned = false;
+    std::optional<snapshot_ref> snapshot;
+  };
+  checkpoint_chain chain_;
+  std::vector<checkpointed_stream> checkpointed_streams_;
+  std::uint64_t checkpointed_ids_ = 0;
   // Sticky: a clear() that failed once its empty checkpoint may be on disk.
   // The disk may then hold the old partition or the empty one, so nothing
   // more may be written until a restart.

@@ -83,6 +83,8 @@ status store::recover() {
   // Format 1 stores keep plain node-log frames: their segments were written so.
   const bool salted = meta.format >= 2;
   options_.node_log.salt_frames = salted;
+  // Readers of formats 1 and 2 know only full checkpoints.
+  options_.partition.delta_checkpoints = options_.partition.delta_checkpoints && meta.format >= 3;
 
   partitions_.resize(partition_count_);
   failures_.resize(partition_count_);

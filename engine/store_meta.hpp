@@ -15,9 +15,10 @@ namespace annal::engine {
 inline constexpr std::string_view k_store_meta_name = "store.meta";
 
 // Format 1: node-log frames are plain. Format 2: node-log segments salt their
-// frames' CRCs and are reused (node_log_options::salt_frames).
+// frames' CRCs and are reused (node_log_options::salt_frames). Format 3:
+// partition checkpoints may be deltas (partition_options::delta_checkpoints).
 inline constexpr std::uint32_t k_oldest_store_format = 1;
-inline constexpr std::uint32_t k_store_format = 2;
+inline constexpr std::uint32_t k_store_format = 3;
 
 struct store_meta {
   std::uint32_t format = k_store_format;

@@ -88,16 +88,17 @@ void verify_partition(file_system& fs, const std::string& dir, partition_id id,
     add(report, severity::error, dir, 0, fmt::format("cannot list: {}", ec.message()));
     return;
   }
-  // Checkpoints: every damaged one is reported; the newest valid one tells
-  // which segments must exist and how much of them was synced.
+  // Checkpoints: every damaged one is reported; the newest whose chain
+  // loads tells which segments must exist and how much of them was synced.
   std::optional<checkpoint_state> newest;
-  std::vector<std::string> checkpoints;
+  std::vector<std::uint64_t> checkpoints;
   for (const auto& name : names) {
-    if (name.starts_with("checkpoint-") && name.ends_with(".ckpt")) checkpoints.push_back(name);
+    std::uint64_t sequence;
+    if (parse_checkpoint_name(name, sequence)) checkpoints.push_back(sequence);
   }
   std::sort(checkpoints.rbegin(), checkpoints.rend());
-  for (const auto& name : checkpoints) {
-    const std::string path = dir + "/" + name;
+  for (std::uint64_t sequence : checkpoints) {
+    const std::string path = dir + "/" + checkpoint_name(sequence);
     std::vector<std::byte> bytes;
     if (auto ec = fs.read_file(path, bytes)) {
       add(report, severity::error, path, 0, fmt::format("cannot read: {}", ec.message()));
@@ -107,7 +108,11 @@ void verify_partition(file_system& fs, const std::string& dir, partition_id id,
     if (!state) {
       add(report, newest ? severity::warning : severity::error, path, 0, state.err().message);
     } else if (!newest) {
-      newest = std::move(*state);
+      if (auto chain = load_checkpoint_chain(fs, dir, id, sequence)) {
+        newest = std::move(*chain);
+      } else {
+        add(report, severity::error, path, 0, chain.err().message);
+      }
     }
   }
 

@@ -15,6 +15,13 @@ struct PartitionCheckpoint {
   recentEventIds @6 :List(RecentEventId);  # oldest first
   segmentBytes @7 :List(UInt64);  # bytes of each live segment, parallel to segments
   sequence @8 :UInt64;            # checkpoints of a partition are numbered 1, 2, ...
+  # A delta checkpoint (store format 3) extends checkpoint `extends`, which is
+  # sequence - 1 and whose file's header CRC is `extendsCrc`; 0: a full one.
+  # A delta lists only the streams that changed since, each with the
+  # locations from `locationsFrom`, and the event ids recorded since (oldest
+  # first). Segments and the scalar fields above are always complete.
+  extends @9 :UInt64;
+  extendsCrc @10 :UInt32;
 }
 
 struct StreamEntry {
@@ -30,6 +37,8 @@ struct StreamEntry {
   hasSnapshot @9 :Bool;
   snapshotVersion @10 :UInt64;
   snapshotLsn @11 :UInt64;
+  number @12 :UInt32;          # stream number (index in the full list); deltas only
+  locationsFrom @13 :UInt64;   # version of locations[0]; deltas only (a full one: firstLocated)
 }
 
 struct RecentEventId {

@@ -1,6 +1,7 @@
 #include "engine/checkpoint.hpp"
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -19,10 +20,13 @@ using annal::lsn;
 using annal::node_log_position;
 using annal::partition_id;
 using annal::stream_version;
+using annal::engine::checkpoint_crc;
+using annal::engine::checkpoint_delta;
 using annal::engine::checkpoint_name;
 using annal::engine::checkpoint_state;
 using annal::engine::decode_checkpoint;
 using annal::engine::encode_checkpoint;
+using annal::engine::encode_delta_checkpoint;
 using annal::engine::errc;
 using annal::engine::event_id_window;
 using annal::engine::k_checkpoint_header_size;
@@ -253,7 +257,9 @@ class checkpoint_files_test : public ::testing::Test {
  protected:
   void store(std::uint64_t sequence, lsn log_end) {
     const auto bytes = sample_.encode(sequence, log_end);
-    const auto s = store_checkpoint(posix_file_system(), dir_.path(), sequence, bytes);
+    // Full checkpoints: each keeps the one before as its fallback.
+    const auto s = store_checkpoint(posix_file_system(), dir_.path(), sequence, bytes,
+                                    sequence > 1 ? sequence - 1 : sequence);
     ASSERT_TRUE(s.ok()) << s.err().message;
   }
 
@@ -277,7 +283,7 @@ TEST_F(checkpoint_files_test, stored_checkpoint_is_written_under_its_final_name_
   EXPECT_EQ(on_disk, sample_.encode(1, lsn{100}));
 }
 
-TEST_F(checkpoint_files_test, store_keeps_only_the_two_newest) {
+TEST_F(checkpoint_files_test, store_removes_the_checkpoints_before_keep_from) {
   store(1, lsn{100});
   store(2, lsn{200});
   store(3, lsn{300});
@@ -376,6 +382,134 @@ TEST_F(checkpoint_files_test, leftover_temporary_checkpoint_is_ignored) {
   EXPECT_EQ(state->sequence, 3u);
   EXPECT_TRUE(posix_file_system().exists(path_of(dir_, 2)));
   EXPECT_FALSE(posix_file_system().exists(path_of(dir_, 1)));
+}
+
+// A full checkpoint of the sample at 1, then deltas of the sample as the
+// tests change it.
+class checkpoint_chain_test : public checkpoint_files_test {
+ protected:
+  // The scalars of checkpoint `sequence`: distinct per sequence, so that a
+  // load shows whose it took.
+  static lsn log_end_of(std::uint64_t sequence) { return lsn{100 * sequence}; }
+  static node_log_position position_of(std::uint64_t sequence) {
+    return node_log_position{4096 + sequence};
+  }
+
+  // Stores a delta at `sequence` that extends the file before it, listing
+  // `changed` and the `new_ids` newest ids of the sample's window.
+  void store_delta(std::uint64_t sequence, std::vector<checkpoint_delta::stream_change> changed,
+                   std::size_t new_ids) {
+    std::vector<std::byte> before;
+    ASSERT_FALSE(annal::testing::read_all(path_of(dir_, sequence - 1), before));
+    const checkpoint_delta delta{sequence - 1, checkpoint_crc(before), std::move(changed),
+                                 new_ids};
+    const auto bytes = encode_delta_checkpoint(
+        k_partition, sequence, log_end_of(sequence), position_of(sequence),
+        k_last_timestamp + static_cast<annal::timestamp_us>(sequence), sample_.segments,
+        sample_.index, sample_.window, delta);
+    const auto s = store_checkpoint(posix_file_system(), dir_.path(), sequence, bytes, 1);
+    ASSERT_TRUE(s.ok()) << s.err().message;
+  }
+
+  // The sample now, as a full checkpoint at `sequence` would hold it.
+  std::vector<std::byte> full_of_sample(std::uint64_t sequence) const {
+    return encode_checkpoint(k_partition, sequence, log_end_of(sequence), position_of(sequence),
+                             k_last_timestamp + static_cast<annal::timestamp_us>(sequence),
+                             sample_.segments, sample_.index, sample_.window);
+  }
+
+  // A loaded state as a full checkpoint: equal bytes, equal state.
+  std::vector<std::byte> full_of(const checkpoint_state& state) const {
+    event_id_window window(sample_.window.capacity());
+    for (const auto& [id, where] : state.recent_ids) window.insert(id, where);
+    return encode_checkpoint(k_partition, state.sequence, state.log_end, state.node_position,
+                             state.last_timestamp, state.segments, state.index, window);
+  }
+
+  std::uint32_t number_of(const std::string& stream) {
+    return sample_.index.find(stream)->number;
+  }
+};
+
+TEST_F(checkpoint_chain_test, deltas_applied_in_turn_give_what_a_full_checkpoint_holds) {
+  store(1, log_end_of(1));
+  {
+    // orders-1 (versions [2, 5)) gains versions 5 and 6 while retention drops
+    // 2 and 3; a stream is new; another changes only its metadata.
+    auto& orders = *sample_.index.find("orders-1");
+    orders.locations.erase(orders.locations.begin(), orders.locations.begin() + 2);
+    orders.first_located = 4;
+    orders.locations.push_back(pack_location(lsn{256}, 0));
+    orders.locations.push_back(pack_location(lsn{256}, 1));
+    orders.next_version = 7;
+    auto& fresh = sample_.index.get_or_create("fresh-1");
+    fresh.next_version = 1;
+    fresh.locations = {pack_location(lsn{320}, 0)};
+    sample_.index.find("only-metadata")->metadata.max_count = 20;
+    sample_.window.insert(make_event_id(100, 0xfeed), {fresh.number, 0});
+  }
+  store_delta(2, {{number_of("orders-1"), 5}, {number_of("only-metadata"), 0},
+                  {number_of("fresh-1"), 0}},
+              1);
+  auto state = load();
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ(state->sequence, 2u);
+  EXPECT_EQ(state->chain.base, 1u);
+  EXPECT_EQ(state->chain.deltas, 1u);
+  EXPECT_EQ(full_of(*state), full_of_sample(2));
+
+  {
+    // A tombstone that drops every location, a new snapshot, three more ids.
+    auto& users = *sample_.index.find("users-7");
+    users.tombstoned = true;
+    users.first_located = users.next_version;
+    users.locations.clear();
+    sample_.index.find("orders-1")->snapshot = snapshot_ref{stream_version{6}, lsn{256}};
+    for (std::uint64_t i = 0; i < 3; ++i) {
+      sample_.window.insert(make_event_id(200 + i, 0xfeed), {number_of("fresh-1"), i});
+    }
+  }
+  store_delta(3, {{number_of("orders-1"), 7}, {number_of("users-7"), 1}}, 3);
+  state = load();
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ(state->sequence, 3u);
+  EXPECT_EQ(state->chain.deltas, 2u);
+  EXPECT_EQ(full_of(*state), full_of_sample(3));
+  EXPECT_EQ(files_in(dir_.path()).size(), 3u);
+}
+
+TEST_F(checkpoint_chain_test, a_delta_of_a_rewritten_checkpoint_is_skipped) {
+  store(1, log_end_of(1));
+  store_delta(2, {}, 0);
+  // Checkpoint 1 written again (as after a load that fell back past 2): the
+  // old delta no longer extends what is on disk.
+  store(1, lsn{150});
+  auto state = load();
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ(state->sequence, 1u);
+  EXPECT_EQ(state->log_end, lsn{150});
+}
+
+TEST_F(checkpoint_chain_test, a_damaged_link_fails_every_delta_after_it) {
+  store(1, log_end_of(1));
+  store_delta(2, {}, 0);
+  store_delta(3, {}, 0);
+  ASSERT_FALSE(annal::testing::flip_bit(path_of(dir_, 2), 40, 1));
+  auto state = load();
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ(state->sequence, 1u);
+  EXPECT_EQ(state->log_end, log_end_of(1));
+}
+
+TEST_F(checkpoint_chain_test, a_delta_without_the_checkpoint_it_extends_does_not_load) {
+  store(1, log_end_of(1));
+  store_delta(2, {}, 0);
+  ASSERT_EQ(std::remove(path_of(dir_, 1).c_str()), 0);
+  auto loaded = load_newest_checkpoint(posix_file_system(), dir_.path(), k_partition);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.err().code, errc::checksum_mismatch);
+  EXPECT_NE(loaded.err().message.find("which is missing"), std::string::npos)
+      << loaded.err().message;
 }
 
 }  // namespace
