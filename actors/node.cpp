@@ -185,7 +185,7 @@ engine::status node::impl::open() {
         }
       });
   checkpoints_ = std::make_unique<checkpointer>(
-      metrics,
+      options.fs ? *options.fs : engine::posix_file_system(), metrics,
       [this](partition_id p) { caf::anon_send(router_->at(p).actor, checkpoint_go_atom::value); },
       [this](partition_id p, std::optional<engine::error> failure) {
         caf::anon_send(router_->at(p).actor, checkpoint_done_msg{std::move(failure)});

@@ -391,7 +391,10 @@ void partition_actor::maybe_checkpoint() {
     return;
   }
   checkpoint_requested_ = true;
-  context_.checkpoints->request(id_);
+  // On failure (sticky) the checkpoint reports it.
+  auto write_back = partition_.prepare_checkpoint();
+  context_.checkpoints->request(id_, write_back ? std::move(*write_back)
+                                                : std::vector<std::string>{});
 }
 
 void partition_actor::begin_checkpoint() {

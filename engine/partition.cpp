@@ -1004,6 +1004,18 @@ status partition::checkpoint() {
   return {};
 }
 
+result<std::vector<std::string>> partition::prepare_checkpoint() {
+  if (failure_) return *failure_;
+  if (auto s = log_->flush(); !s) return s.err();
+  std::vector<std::string> paths;
+  for (const auto& s : log_->segments()) {
+    if (s.base.value() + s.bytes > checkpoint_end_.value()) {
+      paths.push_back(log_->directory() + "/" + partition_log::segment_name(s.base));
+    }
+  }
+  return paths;
+}
+
 std::vector<checkpoint_delta::stream_change> partition::changed_streams() const {
   std::vector<checkpoint_delta::stream_change> changed;
   for (std::uint32_t i = 0; i < index_.size(); ++i) {

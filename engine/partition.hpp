@@ -169,6 +169,13 @@ class partition {
   // segments. Blocking.
   status checkpoint();
 
+  // Writes buffered bytes to the OS and returns the paths of the segment
+  // files the next checkpoint() will sync. Another thread may pass them to
+  // file_system::write_back while the owner goes on using the partition, so
+  // that checkpoint() itself waits less. An io_error is sticky, as for a
+  // write.
+  result<std::vector<std::string>> prepare_checkpoint();
+
   // Whether the owner should call checkpoint() now (see
   // partition_options::checkpoint_bytes). The engine has no timer: the owner
   // polls this, e.g. after each group-commit round.

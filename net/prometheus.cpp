@@ -101,6 +101,9 @@ std::string render_prometheus(const actors::node_metrics& m, std::string_view no
   histogram(out, "annal_sync_seconds", "Duration of one group-commit round.", m.sync_seconds);
   histogram(out, "annal_append_seconds", "Append latency in the node, request in to reply out.",
             m.append_seconds);
+  histogram(out, "annal_checkpoint_seconds",
+            "Duration of one partition checkpoint; its partition waits meanwhile.",
+            m.checkpoint_seconds);
   return out;
 }
 

@@ -71,6 +71,8 @@ TEST_P(node_checkpoint_test, checkpoints_under_load_lose_nothing) {
   running = false;
   for (auto& t : threads) t.join();
   EXPECT_GE(node->metrics().checkpoints.load(), 8u);
+  EXPECT_GE(node->metrics().checkpoint_seconds.count(), 8u);
+  EXPECT_GT(node->metrics().checkpoint_seconds.sum(), 0.0);
   EXPECT_EQ(failures.load(), 0);
 
   // Reads during the node's life see every acknowledged event.
