@@ -76,16 +76,6 @@ std::vector<std::byte> encode(partition_id partition, std::uint64_t sequence, ls
     bases.set(i, segments[i].base.value());
     sizes.set(i, segments[i].bytes);
   }
-  auto write_ids = [&](auto&& for_each, std::size_t count) {
-    auto ids = root.initRecentEventIds(static_cast<unsigned>(count));
-    unsigned n = 0;
-    for_each([&](const event_id& id, const event_id_window::entry& where) {
-      auto out = ids[n++];
-      out.setId(capnp::Data::Reader(id.data(), id.size()));
-      out.setStream(where.stream);
-      out.setVersion(where.version);
-    });
-  };
   if (delta) {
     root.setExtends(delta->extends);
     root.setExtendsCrc(delta->extends_crc);
@@ -94,15 +84,23 @@ std::vector<std::byte> encode(partition_id partition, std::uint64_t sequence, ls
       const auto& change = delta->streams[i];
       encode_stream(index.at(change.number), change.number, change.locations_from, streams[i]);
     }
-    const std::size_t count = std::min(delta->new_ids, recent_ids.size());
-    write_ids([&](auto&& f) { recent_ids.for_each_newest(count, f); }, count);
   } else {
     auto streams = root.initStreams(static_cast<unsigned>(index.size()));
     for (std::uint32_t i = 0; i < index.size(); ++i) {
       encode_stream(index.at(i), i, index.at(i).first_located, streams[i]);
     }
-    write_ids([&](auto&& f) { recent_ids.for_each(f); }, recent_ids.size());
   }
+  // A delta: the ids recorded since the checkpoint it extends; a full one: all.
+  const std::size_t id_count =
+      delta ? std::min(delta->new_ids, recent_ids.size()) : recent_ids.size();
+  auto ids = root.initRecentEventIds(static_cast<unsigned>(id_count));
+  unsigned n = 0;
+  recent_ids.for_each_newest(id_count, [&](const event_id& id, const event_id_window::entry& where) {
+    auto out = ids[n++];
+    out.setId(capnp::Data::Reader(id.data(), id.size()));
+    out.setStream(where.stream);
+    out.setVersion(where.version);
+  });
 
   const auto words = capnp::messageToFlatArray(message);
   const auto payload = words.asBytes();

@@ -1025,15 +1025,7 @@ std::vector<checkpoint_delta::stream_change> partition::changed_streams() const 
       continue;
     }
     const checkpointed_stream& then = checkpointed_streams_[i];
-    const bool same_snapshot =
-        then.snapshot.has_value() == e.snapshot.has_value() &&
-        (!e.snapshot || (then.snapshot->version == e.snapshot->version &&
-                         then.snapshot->record == e.snapshot->record));
-    if (then.next_version == e.next_version && then.first_located == e.first_located &&
-        then.metadata == e.metadata && then.deleted == e.deleted &&
-        then.tombstoned == e.tombstoned && same_snapshot) {
-      continue;
-    }
+    if (then == checkpointed_stream::of(e)) continue;
     // Versions only grow, and retention only drops locations from the
     // front: the locations checkpointed then are still right. Were it ever
     // otherwise, the delta lists them all.
@@ -1046,9 +1038,7 @@ std::vector<checkpoint_delta::stream_change> partition::changed_streams() const 
 void partition::mark_checkpointed(std::span<const checkpoint_delta::stream_change> changed) {
   checkpointed_streams_.resize(index_.size());
   for (const auto& c : changed) {
-    const stream_entry& e = index_.at(c.number);
-    checkpointed_streams_[c.number] = {e.next_version, e.first_located, e.metadata,
-                                       e.deleted,      e.tombstoned,    e.snapshot};
+    checkpointed_streams_[c.number] = checkpointed_stream::of(index_.at(c.number));
   }
   checkpointed_ids_ = recent_ids_.inserted();
 }
@@ -1056,10 +1046,8 @@ void partition::mark_checkpointed(std::span<const checkpoint_delta::stream_chang
 void partition::mark_all_checkpointed() {
   checkpointed_streams_.clear();
   checkpointed_streams_.reserve(index_.size());
-  index_.for_each([&](const stream_entry& e) {
-    checkpointed_streams_.push_back(
-        {e.next_version, e.first_located, e.metadata, e.deleted, e.tombstoned, e.snapshot});
-  });
+  index_.for_each(
+      [&](const stream_entry& e) { checkpointed_streams_.push_back(checkpointed_stream::of(e)); });
   checkpointed_ids_ = recent_ids_.inserted();
 }
 

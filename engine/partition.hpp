@@ -334,6 +334,11 @@ class partition {
     bool deleted = false;
     bool tombstoned = false;
     std::optional<snapshot_ref> snapshot;
+
+    static checkpointed_stream of(const stream_entry& e) {
+      return {e.next_version, e.first_located, e.metadata, e.deleted, e.tombstoned, e.snapshot};
+    }
+    friend bool operator==(const checkpointed_stream&, const checkpointed_stream&) = default;
   };
   checkpoint_chain chain_;
   std::vector<checkpointed_stream> checkpointed_streams_;

@@ -27,6 +27,8 @@ inline constexpr std::uint32_t location_index(event_location l) {
 struct snapshot_ref {
   stream_version version;
   lsn record;
+
+  friend bool operator==(const snapshot_ref&, const snapshot_ref&) = default;
 };
 
 // Everything the partition knows about one stream.
