@@ -3,11 +3,12 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+
 namespace annal::actors {
 
-checkpointer::checkpointer(engine::file_system& fs, node_metrics& metrics, go_fn go,
-                           done_fn done)
-    : fs_(fs), metrics_(metrics), go_(std::move(go)), done_(std::move(done)) {}
+checkpointer::checkpointer(node_metrics& metrics, go_fn go, done_fn done)
+    : metrics_(metrics), go_(std::move(go)), done_(std::move(done)) {}
 
 checkpointer::~checkpointer() { stop(); }
 
@@ -24,19 +25,19 @@ void checkpointer::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void checkpointer::request(partition_id p, std::vector<std::string> write_back) {
+void checkpointer::request(partition_id p) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;
-    queue_.push_back({p, std::move(write_back)});
+    queue_.push_back(p);
   }
   cv_.notify_all();
 }
 
-void checkpointer::hand_over(partition_id p, engine::partition* part) {
+void checkpointer::hand_over(job_ptr job) {
   {
     std::lock_guard lock(mu_);
-    handed_ = part;
+    handed_ = std::move(job);
   }
   cv_.notify_all();
 }
@@ -47,37 +48,34 @@ void checkpointer::run() {
   for (;;) {
     cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
     if (stopping_) return;
-    queued next = std::move(queue_.front());
+    const partition_id p = queue_.front();
     queue_.pop_front();
-    const partition_id p = next.partition;
     lock.unlock();
-    for (const auto& path : next.write_back) {
-      // A hint: the checkpoint's own sync reports what matters.
-      if (auto ec = fs_.write_back(path)) {
-        spdlog::debug("partition {}: write-back of {}: {}", p.value(), path, ec.message());
-      }
-    }
     go_(p);
     lock.lock();
     // The actor always answers, also while the node stops.
-    cv_.wait(lock, [this] { return handed_ != nullptr; });
-    engine::partition* part = std::exchange(handed_, nullptr);
+    cv_.wait(lock, [this] { return handed_.has_value(); });
+    job_ptr job = std::move(*handed_);
+    handed_.reset();
+    if (!job) continue;
     lock.unlock();
 
     const auto started = std::chrono::steady_clock::now();
-    auto done = part->checkpoint();
+    auto written = job->write();
     std::optional<engine::error> failure;
-    if (!done) {
-      failure = done.err();
-      spdlog::error("partition {}: checkpoint failed: {}", p.value(), done.err().message);
+    if (!written) {
+      failure = written.err();
+      spdlog::error("partition {}: checkpoint failed: {}", p.value(), written.err().message);
     } else {
       const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
       // Observed first: whoever sees the count sees the duration too.
       metrics_.checkpoint_seconds.observe(took.count());
       metrics_.checkpoints.fetch_add(1, std::memory_order_relaxed);
-      spdlog::debug("partition {}: checkpoint in {:.1f} ms", p.value(), took.count() * 1000);
+      spdlog::debug("partition {}: {} checkpoint {} ({} bytes) written in {:.1f} ms", p.value(),
+                    job->delta() ? "delta" : "full", job->sequence(), job->bytes(),
+                    took.count() * 1000);
     }
-    done_(p, std::move(failure));
+    done_(p, std::move(job), std::move(failure));
     lock.lock();
   }
 }

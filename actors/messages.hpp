@@ -11,6 +11,7 @@
 
 #include "actors/query_scans.hpp"
 #include "actors/requests.hpp"
+#include "engine/checkpoint_job.hpp"
 #include "engine/shipped_batch.hpp"
 
 // Messages of the partition actors. Local only: they carry reply callbacks
@@ -108,8 +109,9 @@ struct stats_msg {
   reply_fn<partition_stats> reply;
 };
 
-// The checkpoint thread finished the partition handed to it.
+// The checkpoint thread wrote the job handed to it (or failed to).
 struct checkpoint_done_msg {
+  std::shared_ptr<engine::checkpoint_job> job;
   std::optional<engine::error> failure;
 };
 

@@ -61,8 +61,12 @@ struct node_metrics {
   std::array<std::atomic<std::uint64_t>, k_errc_count> errors{};  // by errc
   histogram sync_seconds{latency_buckets()};    // one group-commit round (write + fdatasync)
   histogram append_seconds{latency_buckets()};  // request in -> reply out, in the node
-  // One partition checkpoint: the time its partition serves nothing.
+  // Writing one partition checkpoint (its fsyncs); the partition serves
+  // meanwhile.
   histogram checkpoint_seconds{latency_buckets()};
+  // What one checkpoint holds its partition up: encoding it, and applying it
+  // once written.
+  histogram checkpoint_pause_seconds{latency_buckets()};
 
   void count_error(engine::errc code) {
     errors[static_cast<std::size_t>(code)].fetch_add(1, std::memory_order_relaxed);

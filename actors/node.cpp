@@ -185,10 +185,11 @@ engine::status node::impl::open() {
         }
       });
   checkpoints_ = std::make_unique<checkpointer>(
-      options.fs ? *options.fs : engine::posix_file_system(), metrics,
+      metrics,
       [this](partition_id p) { caf::anon_send(router_->at(p).actor, checkpoint_go_atom::value); },
-      [this](partition_id p, std::optional<engine::error> failure) {
-        caf::anon_send(router_->at(p).actor, checkpoint_done_msg{std::move(failure)});
+      [this](partition_id p, checkpointer::job_ptr job, std::optional<engine::error> failure) {
+        caf::anon_send(router_->at(p).actor,
+                       checkpoint_done_msg{std::move(job), std::move(failure)});
       });
 
   std::vector<router::route> routes(count);

@@ -4,7 +4,8 @@
 
 #include <fmt/format.h>
 
-#include <caf/skip.hpp>
+#include <chrono>
+#include <utility>
 
 namespace annal::actors {
 namespace {
@@ -91,6 +92,7 @@ caf::behavior partition_actor::make_behavior() {
         maybe_checkpoint();
       },
       [this](checkpoint_go_atom) { begin_checkpoint(); },
+      [this](checkpoint_done_msg& m) { finish_checkpoint(m); },
       [this](drain_msg& m) {
         stopping_ = true;
         // Held requests were never applied: they fail cleanly.
@@ -248,6 +250,10 @@ void partition_actor::on_unseal(unseal_msg& m) {
 }
 
 void partition_actor::on_clear(clear_msg& m) {
+  if (checkpoint_running_) {
+    clears_after_checkpoint_.push_back(std::move(m));
+    return;
+  }
   catch_up();
   if (owned_ || !acks_.empty()) {
     const char* why = owned_ ? "this node serves it" : "writes are in flight";
@@ -391,24 +397,45 @@ void partition_actor::maybe_checkpoint() {
     return;
   }
   checkpoint_requested_ = true;
-  // On failure (sticky) the checkpoint reports it.
-  auto write_back = partition_.prepare_checkpoint();
-  context_.checkpoints->request(id_, write_back ? std::move(*write_back)
-                                                : std::vector<std::string>{});
+  context_.checkpoints->request(id_);
 }
 
 void partition_actor::begin_checkpoint() {
-  context_.checkpoints->hand_over(id_, &partition_);
-  set_default_handler(caf::skip);
-  become(caf::keep_behavior, [this](checkpoint_done_msg& m) {
-    set_default_handler(caf::print_and_drop);
-    unbecome();
+  const auto started = std::chrono::steady_clock::now();
+  auto job = partition_.begin_checkpoint();
+  if (!job) {
+    spdlog::error("partition {}: checkpoint failed: {}", id_.value(), job.err().message);
+    context_.checkpoints->hand_over(nullptr);
     checkpoint_requested_ = false;
-    // Not retried: a failed checkpoint is an I/O failure, which is sticky.
-    if (m.failure) checkpoint_failed_ = true;
-    // The checkpoint synced the node log: replies may be due.
-    release_ready();
-  });
+    checkpoint_failed_ = true;
+    return;
+  }
+  checkpoint_running_ = true;
+  context_.checkpoints->hand_over(std::make_shared<engine::checkpoint_job>(std::move(*job)));
+  checkpoint_begin_seconds_ =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+}
+
+void partition_actor::finish_checkpoint(checkpoint_done_msg& m) {
+  const auto started = std::chrono::steady_clock::now();
+  engine::status written;
+  if (m.failure) written = *m.failure;
+  auto finished = partition_.finish_checkpoint(std::move(*m.job), std::move(written));
+  metrics_.checkpoint_pause_seconds.observe(
+      checkpoint_begin_seconds_ +
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  checkpoint_running_ = false;
+  checkpoint_requested_ = false;
+  // Not retried: a failed checkpoint is an I/O failure, which is sticky.
+  if (!finished) {
+    if (!m.failure) {
+      spdlog::error("partition {}: checkpoint failed: {}", id_.value(), finished.err().message);
+    }
+    checkpoint_failed_ = true;
+  }
+  for (auto& clear : std::exchange(clears_after_checkpoint_, {})) on_clear(clear);
+  // The checkpoint synced the node log: replies may be due.
+  release_ready();
 }
 
 void partition_actor::on_wait(wait_msg& m) {

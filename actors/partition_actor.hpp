@@ -36,11 +36,10 @@ struct partition_context {
 // write.
 //
 // Checkpoints: when checkpoint_due(), the actor asks the checkpoint thread
-// for a turn (checkpointer.hpp). On its turn it hands the partition over and
-// switches to a behavior that accepts only checkpoint_done_msg, with skip as
-// the default handler, so every other message waits in the mailbox in order;
-// then it returns to the normal behavior. (A detached actor would take a
-// thread per partition; blocking a worker is not allowed.)
+// for a turn (checkpointer.hpp). On its turn it encodes the checkpoint
+// (partition::begin_checkpoint) and hands the job over; it serves on while
+// the thread writes it, and applies it on checkpoint_done_msg. A clear_msg
+// that comes meanwhile waits for that.
 //
 // Stop: drain_msg counts down once every earlier request is applied;
 // final_msg releases (or fails) every waiting write and quits.
@@ -119,6 +118,7 @@ class partition_actor : public caf::event_based_actor {
   void fail_all(const engine::error& e);
   void maybe_checkpoint();
   void begin_checkpoint();
+  void finish_checkpoint(checkpoint_done_msg& m);
 
   template <class T>
   void fail(reply_fn<T>& reply, const engine::error& e) {
@@ -133,7 +133,10 @@ class partition_actor : public caf::event_based_actor {
   node_metrics& metrics_;
   const partition_id id_;
   durable_acks& acks_;
-  bool checkpoint_requested_ = false;
+  bool checkpoint_requested_ = false;  // until the checkpoint ends
+  bool checkpoint_running_ = false;    // begun, not finished: no clear meanwhile
+  double checkpoint_begin_seconds_ = 0;  // what begin_checkpoint() took
+  std::vector<clear_msg> clears_after_checkpoint_;
   bool checkpoint_failed_ = false;
   bool stopping_ = false;
   bool owned_ = true;

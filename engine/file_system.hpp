@@ -104,15 +104,6 @@ class file_system {
   virtual std::error_code file_size(const std::string& path, std::uint64_t& size) = 0;
   // fsync of a directory, making created or removed entries durable.
   virtual std::error_code sync_directory(const std::string& path) = 0;
-  // Writes the file's dirty pages to the device and waits for them, without
-  // making them durable (no cache flush, no metadata), so that a later sync
-  // has less to do. Safe while another thread appends to the file. A hint:
-  // doing nothing is a valid implementation, and durability never depends on
-  // it.
-  virtual std::error_code write_back(const std::string& path) {
-    (void)path;
-    return {};
-  }
 };
 
 // The process-wide POSIX file system. Stateless; the returned reference lives

@@ -931,60 +931,96 @@ std::vector<lsn> partition::removable_segments() {
 }
 
 status partition::checkpoint() {
-  if (failure_) return *failure_;
-  // Replay restarts at a position the node log has on disk (fdatasynced
-  // whatever the fsync mode): after a power loss the node log must restart
-  // at its end without leaving a gap before this position. It covers every
-  // record this partition appended so far.
-  node_log_position node_position{0};
-  if (wal_) {
-    auto synced = wal_->sync_to_disk();
-    if (!synced) return synced.err();
-    node_position = *synced;
-    advance_durable(node_position);
-  }
-  if (auto s = log_->sync(); !s) return s;
+  auto job = begin_checkpoint();
+  if (!job) return job.err();
+  const status written = job->write();
+  return finish_checkpoint(std::move(*job), written);
+}
 
-  const auto removable = removable_segments();
-  std::vector<partition_log::segment_info> listed;
-  for (const auto& s : log_->segments()) {
-    if (!std::binary_search(removable.begin(), removable.end(), s.base)) listed.push_back(s);
+result<checkpoint_job> partition::begin_checkpoint() {
+  if (failure_) return *failure_;
+  if (checkpoint_in_progress_) {
+    return error{errc::invalid_argument,
+                 fmt::format("partition {}: a checkpoint is in progress", id_.value())};
   }
-  const std::uint64_t sequence = checkpoint_sequence_ + 1;
+  checkpoint_job job;
+  // Replay restarts at a position the node log will have on disk before the
+  // checkpoint does (write() fdatasyncs it whatever the fsync mode): after a
+  // power loss the node log must restart at its end without leaving a gap
+  // before this position. It covers every record this partition appended.
+  if (wal_) job.node_position_ = wal_->appended_position();
+  auto segments = log_->begin_sync();
+  if (!segments) return segments.err();
+  job.segments_ = std::move(*segments);
+
+  job.removable_ = removable_segments();
+  for (const auto& seg : log_->segments()) {
+    if (!std::binary_search(job.removable_.begin(), job.removable_.end(), seg.base)) {
+      job.listed_.push_back(seg);
+    }
+  }
+  job.partition_ = id_;
+  job.fs_ = &fs_;
+  job.wal_ = wal_;
+  job.dir_ = dir_;
+  job.sequence_ = checkpoint_sequence_ + 1;
+  // The chain of the checkpoint before stays: it is the fallback.
+  job.keep_from_ = checkpoint_sequence_ > 0 ? chain_.base : job.sequence_;
+  job.log_end_ = log_->end();
+  job.release_before_ = previous_checkpoint_node_position_;
+  job.stream_count_ = static_cast<std::uint32_t>(index_.size());
+  job.ids_inserted_ = recent_ids_.inserted();
   // A delta extends the newest checkpoint, until the deltas add up to the
   // last full one or there are too many to read on open.
-  const bool delta = options_.delta_checkpoints && checkpoint_sequence_ > 0 &&
-                     chain_.deltas < options_.max_checkpoint_deltas &&
-                     chain_.delta_bytes < chain_.base_bytes;
-  std::vector<checkpoint_delta::stream_change> changed;
-  std::vector<std::byte> bytes;
-  if (delta) {
-    changed = changed_streams();
+  job.delta_ = options_.delta_checkpoints && checkpoint_sequence_ > 0 &&
+               chain_.deltas < options_.max_checkpoint_deltas &&
+               chain_.delta_bytes < chain_.base_bytes;
+  if (job.delta_) {
+    const auto changed = changed_streams();
     const checkpoint_delta what{checkpoint_sequence_, chain_.newest_crc, changed,
-                                recent_ids_.inserted() - checkpointed_ids_};
-    bytes = encode_delta_checkpoint(id_, sequence, log_->end(), node_position, last_timestamp_,
-                                    listed, index_, recent_ids_, what);
+                                job.ids_inserted_ - checkpointed_ids_};
+    job.bytes_ = encode_delta_checkpoint(id_, job.sequence_, job.log_end_, job.node_position_,
+                                         last_timestamp_, job.listed_, index_, recent_ids_, what);
+    job.streams_.reserve(changed.size());
+    for (const auto& c : changed) {
+      job.streams_.emplace_back(c.number, checkpointed_stream::of(index_.at(c.number)));
+    }
   } else {
-    bytes = encode_checkpoint(id_, sequence, log_->end(), node_position, last_timestamp_, listed,
-                              index_, recent_ids_);
+    job.bytes_ = encode_checkpoint(id_, job.sequence_, job.log_end_, job.node_position_,
+                                   last_timestamp_, job.listed_, index_, recent_ids_);
+    job.streams_.reserve(index_.size());
+    for (std::uint32_t i = 0; i < index_.size(); ++i) {
+      job.streams_.emplace_back(i, checkpointed_stream::of(index_.at(i)));
+    }
   }
-  // The chain of the checkpoint before stays: it is the fallback.
-  const std::uint64_t keep_from = checkpoint_sequence_ > 0 ? chain_.base : sequence;
-  if (auto s = store_checkpoint(fs_, dir_, sequence, bytes, keep_from); !s) return s;
-  checkpoint_sequence_ = sequence;
-  if (delta) {
+  job.crc_ = checkpoint_crc(job.bytes_);
+  checkpoint_in_progress_ = true;
+  return job;
+}
+
+status partition::finish_checkpoint(checkpoint_job job, status written) {
+  checkpoint_in_progress_ = false;
+  if (job.segment_failure_) return log_->fail_sync(*job.segment_failure_);
+  if (!job.written_) return written;
+
+  checkpoint_sequence_ = job.sequence_;
+  if (job.delta_) {
     ++chain_.deltas;
-    chain_.delta_bytes += bytes.size();
-    mark_checkpointed(changed);
+    chain_.delta_bytes += job.bytes_.size();
   } else {
-    chain_ = checkpoint_chain{sequence, 0, 0, bytes.size(), 0};
-    mark_all_checkpointed();
+    chain_ = checkpoint_chain{job.sequence_, 0, 0, job.bytes_.size(), 0};
+    checkpointed_streams_.clear();
   }
-  chain_.newest_crc = checkpoint_crc(bytes);
+  chain_.newest_crc = job.crc_;
+  // Streams created since begin_checkpoint() count as new, whatever they hold.
+  checkpointed_streams_.resize(job.stream_count_);
+  for (auto& [number, state] : job.streams_) checkpointed_streams_[number] = std::move(state);
+  checkpointed_ids_ = job.ids_inserted_;
+  if (wal_) advance_durable(job.node_position_);
 
   // Files the previous checkpoint lists stay until the next one, so that it
   // remains a valid fallback.
-  for (lsn base : removable) {
+  for (lsn base : job.removable_) {
     if (std::binary_search(previous_checkpoint_segments_.begin(),
                            previous_checkpoint_segments_.end(), base.value())) {
       continue;
@@ -993,27 +1029,12 @@ status partition::checkpoint() {
                  id_.value(), base.value());
     if (auto s = log_->remove_segment(base); !s) return s;
   }
-  if (wal_) {
-    if (auto s = wal_->release(id_, previous_checkpoint_node_position_); !s) return s;
-  }
   previous_checkpoint_segments_.clear();
-  for (const auto& s : listed) previous_checkpoint_segments_.push_back(s.base.value());
-  previous_checkpoint_node_position_ = node_position;
-  checkpoint_node_position_ = node_position;
-  checkpoint_end_ = log_->end();
-  return {};
-}
-
-result<std::vector<std::string>> partition::prepare_checkpoint() {
-  if (failure_) return *failure_;
-  if (auto s = log_->flush(); !s) return s.err();
-  std::vector<std::string> paths;
-  for (const auto& s : log_->segments()) {
-    if (s.base.value() + s.bytes > checkpoint_end_.value()) {
-      paths.push_back(log_->directory() + "/" + partition_log::segment_name(s.base));
-    }
-  }
-  return paths;
+  for (const auto& seg : job.listed_) previous_checkpoint_segments_.push_back(seg.base.value());
+  previous_checkpoint_node_position_ = job.node_position_;
+  checkpoint_node_position_ = job.node_position_;
+  checkpoint_end_ = job.log_end_;
+  return written;
 }
 
 std::vector<checkpoint_delta::stream_change> partition::changed_streams() const {
@@ -1033,14 +1054,6 @@ std::vector<checkpoint_delta::stream_change> partition::changed_streams() const 
     changed.push_back({i, grew ? std::max(then.next_version, e.first_located) : e.first_located});
   }
   return changed;
-}
-
-void partition::mark_checkpointed(std::span<const checkpoint_delta::stream_change> changed) {
-  checkpointed_streams_.resize(index_.size());
-  for (const auto& c : changed) {
-    checkpointed_streams_[c.number] = checkpointed_stream::of(index_.at(c.number));
-  }
-  checkpointed_ids_ = recent_ids_.inserted();
 }
 
 void partition::mark_all_checkpointed() {
@@ -1069,6 +1082,11 @@ std::vector<std::byte> partition::empty_checkpoint(std::uint64_t sequence,
 
 status partition::clear() {
   if (failure_) return *failure_;
+  if (checkpoint_in_progress_) {
+    return error{errc::invalid_argument,
+                 fmt::format("partition {}: cannot clear while a checkpoint is in progress",
+                             id_.value())};
+  }
   if (!pending_.empty() || visible_end_ != log_->end()) {
     return error{errc::invalid_argument,
                  fmt::format("partition {}: cannot clear while writes are pending: the log ends "

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/checkpoint.hpp"
+#include "engine/checkpoint_job.hpp"
 #include "engine/clock.hpp"
 #include "engine/errors.hpp"
 #include "engine/event_id_window.hpp"
@@ -104,7 +105,8 @@ struct snapshot_and_events {
 // snapshots. Every write goes to the partition log and the node log.
 //
 // Not thread-safe: owned by one partition actor. Blocking only in
-// checkpoint(), clear() and when reading cold records from segment files.
+// checkpoint(), finish_checkpoint() (when it removes segment files), clear()
+// and when reading cold records from segment files.
 class partition {
  public:
   // A partition as loaded from its newest valid checkpoint (or empty).
@@ -166,15 +168,24 @@ class partition {
 
   // Syncs the segment files, writes a new checkpoint of the index, removes
   // segments whose events are all past retention, and releases node-log
-  // segments. Blocking.
+  // segments. Blocking. The same as begin_checkpoint(), write() and
+  // finish_checkpoint() in a row.
   status checkpoint();
 
-  // Writes buffered bytes to the OS and returns the paths of the segment
-  // files the next checkpoint() will sync. Another thread may pass them to
-  // file_system::write_back while the owner goes on using the partition, so
-  // that checkpoint() itself waits less. An io_error is sticky, as for a
-  // write.
-  result<std::vector<std::string>> prepare_checkpoint();
+  // checkpoint() in three steps, so that the owner serves while the
+  // checkpoint is written: this encodes the partition as it is now (and
+  // writes buffered bytes to the OS); the job's write() makes it durable on
+  // any thread; finish_checkpoint() applies it. In between, the owner may do
+  // anything but clear() and another checkpoint, and must call
+  // finish_checkpoint() once write() returned.
+  // Errors: invalid_argument while another checkpoint is in progress; an
+  // io_error (sticky) from writing out buffered bytes.
+  result<checkpoint_job> begin_checkpoint();
+  // Applies a written job: removes the segments past retention, and counts
+  // the checkpoint for the next one. Returns write()'s error, if it failed
+  // (the checkpoint then does not count; if the segment files failed to
+  // sync, the partition refuses later writes: sticky).
+  status finish_checkpoint(checkpoint_job job, status written);
 
   // Whether the owner should call checkpoint() now (see
   // partition_options::checkpoint_bytes). The engine has no timer: the owner
@@ -197,9 +208,10 @@ class partition {
   // checkpoints.
   //
   // Requires: no write pending (visible_end() == end(): every write
-  // acknowledged and advance_durable() told so); the node log attached.
-  // Errors: invalid_argument, with nothing changed, when a write is pending
-  // or there is no node log; io_error with nothing changed when the node-log
+  // acknowledged and advance_durable() told so); the node log attached; no
+  // checkpoint in progress.
+  // Errors: invalid_argument, with nothing changed, when a write is pending,
+  // a checkpoint is in progress or there is no node log; io_error with nothing changed when the node-log
   // round or the first checkpoint's write fails. An io_error once the first
   // empty checkpoint may be on disk, or while removing segment files, is
   // sticky: the partition then refuses every write, shipped batch,
@@ -274,8 +286,6 @@ class partition {
   std::vector<lsn> removable_segments();
   // The streams that changed since the last checkpoint, for a delta.
   std::vector<checkpoint_delta::stream_change> changed_streams() const;
-  // Records that the streams in `changed` are checkpointed as they are now.
-  void mark_checkpointed(std::span<const checkpoint_delta::stream_change> changed);
   // Records that every stream is checkpointed as it is now (after a load).
   void mark_all_checkpointed();
   // A checkpoint of the empty partition at `node_position`.
@@ -327,22 +337,10 @@ class partition {
   // The newest checkpoint's chain, and what it holds of each stream (by
   // number; streams past its end are new since) and of the event-id window
   // (recent_ids_.inserted() then): what the next delta leaves out.
-  struct checkpointed_stream {
-    std::uint64_t next_version = 0;
-    std::uint64_t first_located = 0;
-    stream_metadata metadata;
-    bool deleted = false;
-    bool tombstoned = false;
-    std::optional<snapshot_ref> snapshot;
-
-    static checkpointed_stream of(const stream_entry& e) {
-      return {e.next_version, e.first_located, e.metadata, e.deleted, e.tombstoned, e.snapshot};
-    }
-    friend bool operator==(const checkpointed_stream&, const checkpointed_stream&) = default;
-  };
   checkpoint_chain chain_;
   std::vector<checkpointed_stream> checkpointed_streams_;
   std::uint64_t checkpointed_ids_ = 0;
+  bool checkpoint_in_progress_ = false;  // between begin_ and finish_checkpoint
   // Sticky: a clear() that failed once its empty checkpoint may be on disk.
   // The disk may then hold the old partition or the empty one, so nothing
   // more may be written until a restart.

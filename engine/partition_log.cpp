@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace annal::engine {
 namespace {
@@ -95,7 +96,9 @@ result<std::unique_ptr<partition_log>> partition_log::open(
   log->written_end_ = end;
   if (!log->segments_.empty()) {
     const std::string path = log->path_of(log->segments_.back().base);
-    if (auto ec = fs.open_writable(path, log->writer_)) return io_failure("open", path, ec);
+    std::unique_ptr<writable_file> writer;
+    if (auto ec = fs.open_writable(path, writer)) return io_failure("open", path, ec);
+    log->writer_ = std::move(writer);
   }
   return log;
 }
@@ -117,9 +120,11 @@ status partition_log::fail(error e) {
 
 status partition_log::start_segment(lsn base) {
   if (auto s = flush(); !s) return s;
-  if (writer_) unsynced_.push_back(std::move(writer_));
+  if (writer_) unsynced_.push_back({std::move(writer_), path_of(segments_.back().base)});
   const std::string path = path_of(base);
-  if (auto ec = fs_.open_writable(path, writer_)) return fail(io_failure("create", path, ec));
+  std::unique_ptr<writable_file> created;
+  if (auto ec = fs_.open_writable(path, created)) return fail(io_failure("create", path, ec));
+  writer_ = std::move(created);
   segments_.push_back({base, 0});
   readers_.emplace_back();
   directory_dirty_ = true;
@@ -153,19 +158,30 @@ status partition_log::flush() {
 }
 
 status partition_log::sync() {
-  if (auto s = flush(); !s) return s;
-  for (auto& file : unsynced_) {
-    if (auto ec = file->sync()) return fail(io_failure("fdatasync", dir_, ec));
-  }
+  auto pending = begin_sync();
+  if (!pending) return pending.err();
+  if (auto s = pending->run(); !s) return fail(s.err());
+  return {};
+}
+
+result<partition_log::pending_sync> partition_log::begin_sync() {
+  if (auto s = flush(); !s) return s.err();
+  pending_sync pending;
+  pending.fs_ = &fs_;
+  pending.dir_ = dir_;
+  pending.files_ = std::move(unsynced_);
   unsynced_.clear();
-  if (writer_) {
-    if (auto ec = writer_->sync()) {
-      return fail(io_failure("fdatasync", path_of(segments_.back().base), ec));
-    }
+  if (writer_) pending.files_.push_back({writer_, path_of(segments_.back().base)});
+  pending.directory_ = std::exchange(directory_dirty_, false);
+  return pending;
+}
+
+status partition_log::pending_sync::run() const {
+  for (const auto& f : files_) {
+    if (auto ec = f.file->sync()) return io_failure("fdatasync", f.path, ec);
   }
-  if (directory_dirty_) {
-    if (auto ec = fs_.sync_directory(dir_)) return fail(io_failure("fsync directory", dir_, ec));
-    directory_dirty_ = false;
+  if (directory_) {
+    if (auto ec = fs_->sync_directory(dir_)) return io_failure("fsync directory", dir_, ec);
   }
   return {};
 }

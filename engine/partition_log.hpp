@@ -69,12 +69,40 @@ class partition_log {
   // partition == this partition. A failed write makes the log refuse all
   // later appends (sticky).
   status append(std::span<const std::byte> frame);
+  // The syncs that make a log durable up to a point, detached from it so
+  // that another thread can run them while the owner keeps appending
+  // (writable_file::sync allows that).
+  class pending_sync {
+   public:
+    // fdatasyncs the files, then the directory if it changed. Blocking; any
+    // thread. Errors name the file.
+    status run() const;
+
+   private:
+    friend class partition_log;
+    struct file_to_sync {
+      std::shared_ptr<writable_file> file;
+      std::string path;
+    };
+    file_system* fs_ = nullptr;
+    std::string dir_;
+    std::vector<file_to_sync> files_;
+    bool directory_ = false;
+  };
+
   // Writes buffered bytes to the OS (no sync).
   status flush();
   // Flushes, fdatasyncs every segment written since the last sync, and syncs
   // the directory if segments were created. On return everything below end()
   // is durable in the segment files.
   status sync();
+  // sync() in two halves: flushes and returns what sync() would sync, which
+  // makes everything below end() (as of this call) durable once run. The log
+  // counts it as synced from here on: if the run fails, the owner must call
+  // fail_sync() with its error.
+  result<pending_sync> begin_sync();
+  // A detached sync failed: the log refuses all later appends (sticky).
+  status fail_sync(error e) { return fail(std::move(e)); }
 
   // The record at `at`, checksum- and lsn-checked. Errors name file and offset.
   // An lsn in a segment removed by retention is errc::invalid_argument.
@@ -140,8 +168,9 @@ class partition_log {
 
   std::vector<segment_info> segments_;          // ascending by base; last is active
   std::vector<open_segment> readers_;           // parallel to segments_, opened lazily
-  std::unique_ptr<writable_file> writer_;       // the active segment
-  std::vector<std::unique_ptr<writable_file>> unsynced_;  // sealed, written, not yet synced
+  std::shared_ptr<writable_file> writer_;  // the active segment
+  // Sealed and written, not yet synced.
+  std::vector<pending_sync::file_to_sync> unsynced_;
   bool directory_dirty_ = false;
   std::vector<std::byte> buffer_;  // appended, not yet written; starts at written_end_
   lsn written_end_{};              // end of what the OS has

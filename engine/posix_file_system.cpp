@@ -424,17 +424,6 @@ class posix_fs final : public file_system {
   }
 
   std::error_code sync_directory(const std::string& path) override { return fsync_directory(path); }
-
-  std::error_code write_back(const std::string& path) override {
-    unique_fd fd;
-    if (auto ec = open_fd(path, O_RDONLY | O_CLOEXEC, 0, fd)) return ec;
-    if (::sync_file_range(fd.get(), 0, 0,
-                          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                              SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
-      return last_error();
-    }
-    return fd.close();
-  }
 };
 
 }  // namespace

@@ -102,8 +102,11 @@ std::string render_prometheus(const actors::node_metrics& m, std::string_view no
   histogram(out, "annal_append_seconds", "Append latency in the node, request in to reply out.",
             m.append_seconds);
   histogram(out, "annal_checkpoint_seconds",
-            "Duration of one partition checkpoint; its partition waits meanwhile.",
+            "Time to write one partition checkpoint; its partition serves meanwhile.",
             m.checkpoint_seconds);
+  histogram(out, "annal_checkpoint_pause_seconds",
+            "Time one partition checkpoint holds its partition up (encoding, applying).",
+            m.checkpoint_pause_seconds);
   return out;
 }
 

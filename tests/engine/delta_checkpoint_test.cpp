@@ -93,6 +93,37 @@ class delta_checkpoint_test : public store_fixture {
   }
 
   const stream_index& live_index() { return partition_of("any").index(); }
+
+  // One of six kinds of change, by step, each synced.
+  void change(int step) {
+    auto& p = partition_of("any");
+    switch (step % 6) {
+      case 0:
+        append_synced(fmt::format("s-{}", step % 5), expected_version::any(), fresh_events(3));
+        break;
+      case 1:  // retention trims s-1 from the front, and drops old segments
+        append_synced("s-1", expected_version::any(), fresh_events(4));
+        must(p.set_metadata("s-1", {.max_count = 5}), "metadata");
+        break;
+      case 2:
+        append_synced("s-2", expected_version::any(), fresh_events(2));
+        must(p.put_snapshot("s-2", stream_version{1}, fmt::format("state-{}", step)), "snapshot");
+        break;
+      case 3:  // revived (after the first time) and soft-deleted again
+        append_synced("s-3", expected_version::any(), fresh_events(2));
+        must(p.delete_stream("s-3", expected_version::any(), false), "delete");
+        break;
+      case 4:
+        append_synced(fmt::format("new-{}", step), expected_version::no_stream(), fresh_events(1));
+        break;
+      case 5:
+        append_synced(fmt::format("gone-{}", step), expected_version::any(), fresh_events(2));
+        must(p.delete_stream(fmt::format("gone-{}", step), expected_version::any(), true),
+             "tombstone");
+        break;
+    }
+    must(st().sync(), "sync");
+  }
 };
 
 TEST_F(delta_checkpoint_test, a_checkpoint_after_a_small_change_writes_only_that_change) {
@@ -135,33 +166,7 @@ TEST_F(delta_checkpoint_test, the_chain_loads_to_the_partitions_index_after_ever
   std::size_t delta_checkpoints = 0;
   std::size_t most_files = 0;
   for (int step = 0; step < 60; ++step) {
-    auto& p = partition_of("any");
-    switch (step % 6) {
-      case 0:
-        append_synced(fmt::format("s-{}", step % 5), expected_version::any(), fresh_events(3));
-        break;
-      case 1:  // retention trims s-1 from the front, and drops old segments
-        append_synced("s-1", expected_version::any(), fresh_events(4));
-        must(p.set_metadata("s-1", {.max_count = 5}), "metadata");
-        break;
-      case 2:
-        append_synced("s-2", expected_version::any(), fresh_events(2));
-        must(p.put_snapshot("s-2", stream_version{1}, fmt::format("state-{}", step)), "snapshot");
-        break;
-      case 3:  // revived (after the first time) and soft-deleted again
-        append_synced("s-3", expected_version::any(), fresh_events(2));
-        must(p.delete_stream("s-3", expected_version::any(), false), "delete");
-        break;
-      case 4:
-        append_synced(fmt::format("new-{}", step), expected_version::no_stream(), fresh_events(1));
-        break;
-      case 5:
-        append_synced(fmt::format("gone-{}", step), expected_version::any(), fresh_events(2));
-        must(p.delete_stream(fmt::format("gone-{}", step), expected_version::any(), true),
-             "tombstone");
-        break;
-    }
-    must(st().sync(), "sync");
+    change(step);
     must(st().checkpoint_all(), "checkpoint");
     (newest_file().extends == 0 ? full_checkpoints : delta_checkpoints) += 1;
     most_files = std::max(most_files, checkpoint_files().size());
@@ -178,6 +183,38 @@ TEST_F(delta_checkpoint_test, the_chain_loads_to_the_partitions_index_after_ever
   // The newest chain and the one before it (the fallback), no more.
   EXPECT_LE(most_files, 2 * (k_max_deltas + 1));
   EXPECT_FALSE(segment_files(partition_id{0}).empty());
+}
+
+// The partition changes while each checkpoint is written (between
+// begin_checkpoint and finish_checkpoint): the chain holds the index as it was
+// at the begin, and the next delta picks up what changed meanwhile, new
+// streams included.
+TEST_F(delta_checkpoint_test, changes_made_while_a_checkpoint_is_written_go_into_the_next) {
+  std::size_t delta_checkpoints = 0;
+  for (int step = 0; step < 60; ++step) {
+    auto& p = partition_of("any");
+    auto job = must(p.begin_checkpoint(), "begin");
+    // As begin left it: it drops the locations of events past retention.
+    const auto begun_with = describe(live_index());
+    const std::uint64_t ids_begun_with = next_id() - 1;  // every event so far, in the window
+    change(step);
+    if (step % 4 == 3) change(step + 601);  // another kind, new names
+    must(job.write(), "write");
+    delta_checkpoints += job.delta() ? 1 : 0;
+    must(p.finish_checkpoint(std::move(job), {}), "finish");
+    const auto loaded = loaded_chain();
+    ASSERT_EQ(describe(loaded.index), begun_with) << "step " << step;
+    ASSERT_EQ(loaded.recent_ids.size(), ids_begun_with) << "step " << step;
+
+    if (step % 10 == 9) {
+      const auto before = describe(live_index());
+      crash_and_reopen();
+      ASSERT_EQ(describe(live_index()), before) << "after a crash at step " << step;
+    }
+  }
+  EXPECT_GE(delta_checkpoints, 30u);
+  must(st().checkpoint_all(), "checkpoint");
+  EXPECT_EQ(describe(loaded_chain().index), describe(live_index()));
 }
 
 // A store created by a build that reads only full checkpoints.

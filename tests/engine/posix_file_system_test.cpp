@@ -67,18 +67,6 @@ TEST_F(posix_file_system_test, append_grows_size_and_bytes_read_back) {
   EXPECT_EQ(string_of(out), "world");
 }
 
-TEST_F(posix_file_system_test, write_back_runs_beside_an_open_writer_and_names_a_missing_file) {
-  const auto path = dir_.file("log");
-  std::unique_ptr<writable_file> file;
-  ASSERT_FALSE(fs_.open_writable(path, file));
-  ASSERT_FALSE(file->append(bytes_of("written, not synced")));
-  EXPECT_FALSE(fs_.write_back(path));
-  ASSERT_FALSE(file->append(bytes_of("; more")));
-  EXPECT_EQ(file->size(), 25u);
-  EXPECT_EQ(contents(path), "written, not synced; more");
-  EXPECT_EQ(fs_.write_back(dir_.file("missing")), std::errc::no_such_file_or_directory);
-}
-
 TEST_F(posix_file_system_test, open_writable_appends_after_existing_bytes) {
   const auto path = dir_.file("log");
   ASSERT_FALSE(annal::testing::write_all(path, bytes_of("abc")));

@@ -83,6 +83,7 @@ TEST(prometheus_test, renders_every_counter_and_valid_histograms) {
   for (double v : {0.00001, 0.0003, 0.0003, 0.002, 0.7, 20.0}) m.sync_seconds.observe(v);
   m.append_seconds.observe(0.001);
   m.checkpoint_seconds.observe(0.008);
+  m.checkpoint_pause_seconds.observe(0.0005);
 
   const std::string text = net::render_prometheus(m, "node-\"1\"");
   const auto s = parse_samples(text);
@@ -112,6 +113,7 @@ TEST(prometheus_test, renders_every_counter_and_valid_histograms) {
   expect_valid_histogram(text, "annal_sync_seconds", 6, 0.00001 + 0.0003 * 2 + 0.002 + 0.7 + 20);
   expect_valid_histogram(text, "annal_append_seconds", 1, 0.001);
   expect_valid_histogram(text, "annal_checkpoint_seconds", 1, 0.008);
+  expect_valid_histogram(text, "annal_checkpoint_pause_seconds", 1, 0.0005);
   // The observation of 20 s is only in +Inf; 0.0003 sits in le=0.0005.
   EXPECT_EQ(s.at(R"(annal_sync_seconds_bucket{le="10"})"), 5);
   EXPECT_EQ(s.at(R"(annal_sync_seconds_bucket{le="0.0005"})"), 3);

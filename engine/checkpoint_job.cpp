@@ -1,0 +1,22 @@
+#include "engine/checkpoint_job.hpp"
+
+namespace annal::engine {
+
+status checkpoint_job::write() {
+  if (wal_) {
+    auto synced = wal_->sync_to_disk();
+    if (!synced) return synced.err();
+  }
+  if (auto s = segments_.run(); !s) {
+    segment_failure_ = s.err();
+    return s;
+  }
+  if (auto s = store_checkpoint(*fs_, dir_, sequence_, bytes_, keep_from_); !s) return s;
+  written_ = true;
+  if (wal_) {
+    if (auto s = wal_->release(partition_, release_before_); !s) return s;
+  }
+  return {};
+}
+
+}  // namespace annal::engine

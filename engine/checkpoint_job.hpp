@@ -1,0 +1,88 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/checkpoint.hpp"
+#include "engine/errors.hpp"
+#include "engine/file_system.hpp"
+#include "engine/node_log.hpp"
+#include "engine/partition_log.hpp"
+#include "engine/stream_index.hpp"
+#include "engine/types.hpp"
+
+namespace annal::engine {
+
+// What a checkpoint holds of one stream, as far as telling whether the stream
+// changed since goes (partition::changed_streams()).
+struct checkpointed_stream {
+  std::uint64_t next_version = 0;
+  std::uint64_t first_located = 0;
+  stream_metadata metadata;
+  bool deleted = false;
+  bool tombstoned = false;
+  std::optional<snapshot_ref> snapshot;
+
+  static checkpointed_stream of(const stream_entry& e) {
+    return {e.next_version, e.first_located, e.metadata, e.deleted, e.tombstoned, e.snapshot};
+  }
+  friend bool operator==(const checkpointed_stream&, const checkpointed_stream&) = default;
+};
+
+// A partition checkpoint between partition::begin_checkpoint(), which encodes
+// it on the owner, and partition::finish_checkpoint(), which applies it there.
+// In between, write() makes it durable on any thread while the owner goes on
+// serving: the partition waits only for the encoding and the bookkeeping, not
+// for the fsyncs (docs/storage.md, "Checkpoints").
+class checkpoint_job {
+ public:
+  // In this order: a node-log round that fdatasyncs (so that the node-log
+  // position the checkpoint records is on disk), the fdatasyncs of the
+  // segment files written since the last checkpoint, the checkpoint file
+  // (stored durably; files older than the previous checkpoint's chain
+  // removed), and the release of the node log before the previous
+  // checkpoint's position. Stops at the first error. Blocking; call once.
+  status write();
+
+  partition_id partition() const { return partition_; }
+  std::uint64_t sequence() const { return sequence_; }
+  bool delta() const { return delta_; }
+  std::size_t bytes() const { return bytes_.size(); }
+
+ private:
+  friend class partition;
+
+  partition_id partition_{};
+  file_system* fs_ = nullptr;
+  node_log* wal_ = nullptr;  // nullptr: no node log (offline tools)
+  std::string dir_;
+  partition_log::pending_sync segments_;
+
+  // The checkpoint.
+  std::uint64_t sequence_ = 0;
+  std::uint64_t keep_from_ = 0;  // older checkpoint files are removed
+  bool delta_ = false;
+  std::vector<std::byte> bytes_;
+  std::uint32_t crc_ = 0;
+  lsn log_end_{};
+  node_log_position node_position_{};
+  node_log_position release_before_{};  // the previous checkpoint's position
+  std::vector<partition_log::segment_info> listed_;
+  std::vector<lsn> removable_;  // segments past retention, unlisted
+
+  // What it holds of the streams and ids, for the next delta: of every
+  // stream (a full checkpoint), or of the changed ones (a delta), numbered
+  // below stream_count_.
+  std::vector<std::pair<std::uint32_t, checkpointed_stream>> streams_;
+  std::uint32_t stream_count_ = 0;
+  std::uint64_t ids_inserted_ = 0;
+
+  // write() failed at the segment files: the log must count as failed.
+  std::optional<error> segment_failure_;
+  bool written_ = false;
+};
+
+}  // namespace annal::engine
