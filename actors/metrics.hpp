@@ -49,6 +49,7 @@ struct node_metrics {
   std::atomic<std::uint64_t> query_events_scanned{0};
   std::atomic<std::uint64_t> sync_rounds{0};
   std::atomic<std::uint64_t> checkpoints{0};
+  std::atomic<std::uint64_t> checkpoint_failures{0};
   std::atomic<std::uint64_t> connections_open{0};      // binary protocol
   std::atomic<std::uint64_t> connections_accepted{0};  // binary protocol
   std::atomic<std::uint64_t> http_requests{0};

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -393,7 +394,8 @@ void partition_actor::fail_all(const engine::error& e) {
 }
 
 void partition_actor::maybe_checkpoint() {
-  if (checkpoint_requested_ || checkpoint_failed_ || stopping_ || !partition_.checkpoint_due()) {
+  if (checkpoint_requested_ || checkpoint_failed_ || stopping_ || !partition_.checkpoint_due() ||
+      std::chrono::steady_clock::now() < checkpoint_retry_at_) {
     return;
   }
   checkpoint_requested_ = true;
@@ -420,18 +422,31 @@ void partition_actor::finish_checkpoint(checkpoint_done_msg& m) {
   const auto started = std::chrono::steady_clock::now();
   engine::status written;
   if (m.failure) written = *m.failure;
+  const bool retryable = m.job->retryable();
   auto finished = partition_.finish_checkpoint(std::move(*m.job), std::move(written));
   metrics_.checkpoint_pause_seconds.observe(
       checkpoint_begin_seconds_ +
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   checkpoint_running_ = false;
   checkpoint_requested_ = false;
-  // Not retried: a failed checkpoint is an I/O failure, which is sticky.
   if (!finished) {
+    metrics_.checkpoint_failures.fetch_add(1, std::memory_order_relaxed);
     if (!m.failure) {
       spdlog::error("partition {}: checkpoint failed: {}", id_.value(), finished.err().message);
     }
-    checkpoint_failed_ = true;
+    if (retryable) {
+      // Storing the file failed (a full disk, say): the node log keeps
+      // everything meanwhile, and the next checkpoint writes a new file.
+      spdlog::warn("partition {}: retrying the checkpoint in {} ms", id_.value(),
+                   checkpoint_backoff_.count());
+      checkpoint_retry_at_ = std::chrono::steady_clock::now() + checkpoint_backoff_;
+      checkpoint_backoff_ = std::min(2 * checkpoint_backoff_, k_last_checkpoint_retry);
+    } else {
+      // A failed sync is sticky: never retried.
+      checkpoint_failed_ = true;
+    }
+  } else {
+    checkpoint_backoff_ = k_first_checkpoint_retry;
   }
   for (auto& clear : std::exchange(clears_after_checkpoint_, {})) on_clear(clear);
   // The checkpoint synced the node log: replies may be due.

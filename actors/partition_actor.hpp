@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <optional>
@@ -58,6 +59,10 @@ struct partition_context {
 // every state: ship_log_msg on the owner, apply_shipped_msg on a copy.
 class partition_actor : public caf::event_based_actor {
  public:
+  // Waits before retrying a failed checkpoint: the first, and the most.
+  static constexpr std::chrono::milliseconds k_first_checkpoint_retry{1000};
+  static constexpr std::chrono::milliseconds k_last_checkpoint_retry{60000};
+
   partition_actor(caf::actor_config& config, partition_context context);
 
   caf::behavior make_behavior() override;
@@ -134,6 +139,10 @@ class partition_actor : public caf::event_based_actor {
   const partition_id id_;
   durable_acks& acks_;
   bool checkpoint_requested_ = false;  // until the checkpoint ends
+  // After a checkpoint that failed but may be retried: not before this, and
+  // the wait after the next failure.
+  std::chrono::steady_clock::time_point checkpoint_retry_at_{};
+  std::chrono::milliseconds checkpoint_backoff_ = k_first_checkpoint_retry;
   bool checkpoint_running_ = false;    // begun, not finished: no clear meanwhile
   double checkpoint_begin_seconds_ = 0;  // what begin_checkpoint() took
   std::vector<clear_msg> clears_after_checkpoint_;

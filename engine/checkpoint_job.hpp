@@ -46,6 +46,11 @@ class checkpoint_job {
   // removed), and the release of the node log before the previous
   // checkpoint's position. Stops at the first error. Blocking; call once.
   status write();
+  // After a failed write(): whether a later checkpoint may succeed. True when
+  // storing the checkpoint file or releasing the node log failed (a full
+  // disk, say): nothing is sticky, and the next checkpoint writes a new file.
+  // False when the node log or a segment file failed to sync (sticky).
+  bool retryable() const { return reached_ == step::file || reached_ == step::release; }
 
   partition_id partition() const { return partition_; }
   std::uint64_t sequence() const { return sequence_; }
@@ -80,6 +85,9 @@ class checkpoint_job {
   std::uint32_t stream_count_ = 0;
   std::uint64_t ids_inserted_ = 0;
 
+  // How far write() got: the step it failed at, or done.
+  enum class step { node_log, segments, file, release, done };
+  step reached_ = step::node_log;
   // write() failed at the segment files: the log must count as failed.
   std::optional<error> segment_failure_;
   bool written_ = false;

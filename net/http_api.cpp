@@ -384,7 +384,8 @@ void http_api::query(const http_request& request, respond_fn respond) {
   if (!parsed) return fail(respond, parsed.err());
   auto plan = engine::query::plan::compile(*parsed);
   if (!plan) return fail(respond, plan.err());
-  actors::query_request q{std::move(parsed).value(), {}, body->allow_partial, body->timeout_ms};
+  actors::query_request q{std::move(parsed).value(), {}, body->allow_partial, body->timeout_ms,
+                          {}};
   handler_.query(std::move(q), [post = post_, respond = std::move(respond), plan = *plan,
                                 base64 = *force_base64](
                                    engine::result<engine::query::partial_result> r) {

@@ -75,6 +75,9 @@ std::string render_prometheus(const actors::node_metrics& m, std::string_view no
          m.sync_rounds);
   scalar(out, "annal_checkpoints_total", "counter", "Partition checkpoints written.",
          m.checkpoints);
+  scalar(out, "annal_checkpoint_failures_total", "counter",
+         "Partition checkpoints that failed (retried unless a sync failed).",
+         m.checkpoint_failures);
   scalar(out, "annal_connections_open", "gauge", "Open binary-protocol connections.",
          m.connections_open);
   scalar(out, "annal_connections_accepted_total", "counter",

@@ -224,6 +224,94 @@ TEST(node_checkpoint_in_progress_test, the_partition_serves_while_its_checkpoint
   node->stop();
 }
 
+// The first partition checkpoint file written fails with ENOSPC; records the
+// partition of that failure and of every checkpoint file stored after it.
+class full_disk_once final : public forwarding_file_system {
+ public:
+  full_disk_once() : forwarding_file_system(engine::posix_file_system()) {}
+
+  std::error_code write_file(const std::string& path, std::span<const std::byte> data) override {
+    const auto at = path.find("/partitions/");
+    if (at == std::string::npos || path.find(".ckpt") == std::string::npos) {
+      return base_.write_file(path, data);
+    }
+    const auto p = static_cast<std::uint32_t>(std::stoul(path.substr(at + 12, 5)));
+    std::lock_guard lock(mu_);
+    if (!failed_) {
+      failed_ = partition_id{p};
+      return std::make_error_code(std::errc::no_space_on_device);
+    }
+    auto ec = base_.write_file(path, data);
+    if (!ec && partition_id{p} == *failed_) ++stored_after_;
+    return ec;
+  }
+  std::optional<partition_id> failed() {
+    std::lock_guard lock(mu_);
+    return failed_;
+  }
+  // Checkpoint files of the failed partition stored since.
+  int stored_after() {
+    std::lock_guard lock(mu_);
+    return stored_after_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::optional<partition_id> failed_;  // guarded by mu_
+  int stored_after_ = 0;                // guarded by mu_
+};
+
+// A checkpoint whose file cannot be stored is retried (after 1 s), and the
+// partition takes writes meanwhile.
+TEST(node_checkpoint_retry_test, a_checkpoint_that_failed_to_store_its_file_is_retried) {
+  temp_dir dir;
+  full_disk_once fs;
+  auto options = small_node_options(dir, engine::fsync_mode::always);
+  options.fs = &fs;
+  options.partition.checkpoint_bytes = 16u << 10;
+  auto node = start_node(options);
+
+  // Each stream in its own partition, so that every partition fills up.
+  std::vector<std::string> streams(options.partition_count);
+  for (int i = 0, found = 0; found < static_cast<int>(streams.size()); ++i) {
+    const std::string candidate = "retry-" + std::to_string(i);
+    auto& slot = streams[engine::partition_for(candidate, options.partition_count).value()];
+    if (slot.empty()) {
+      slot = candidate;
+      ++found;
+    }
+  }
+  const std::string data(1000, 'd');
+  std::vector<std::uint64_t> acknowledged(streams.size(), 0);
+  const auto deadline = std::chrono::steady_clock::now() + k_reply_deadline;
+  while (fs.stored_after() < 2 && std::chrono::steady_clock::now() < deadline) {
+    for (std::size_t s = 0; s < streams.size(); ++s) {
+      std::vector<engine::event_input> events(4, engine::event_input{{}, "load", data, {}});
+      auto appended = await_reply<actors::append_reply>([&](auto reply) {
+        node->handler().append(append_of(streams[s], expected_version::any(), std::move(events)),
+                               std::move(reply));
+      });
+      ASSERT_TRUE(appended.ok()) << appended.err().message;
+      acknowledged[s] += 4;
+    }
+  }
+  ASSERT_TRUE(fs.failed().has_value());
+  EXPECT_GE(fs.stored_after(), 2) << "partition " << fs.failed()->value() << " never checkpointed again";
+  EXPECT_EQ(node->metrics().checkpoint_failures.load(), 1u);
+  node->stop();
+
+  engine::store_options so;
+  so.directory = options.data_dir;
+  so.partition = options.partition;
+  auto st = std::move(engine::store::open(so)).value();
+  for (std::size_t s = 0; s < streams.size(); ++s) {
+    auto info = st->get(st->partition_for(streams[s])).value()->get_stream_info(streams[s]);
+    ASSERT_TRUE(info.ok());
+    ASSERT_TRUE(info->last_version.has_value());
+    EXPECT_EQ(info->last_version->value() + 1, acknowledged[s]) << streams[s];
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(fsync, node_checkpoint_test,
                          ::testing::Values(engine::fsync_mode::always, engine::fsync_mode::none),
                          [](const auto& info) {

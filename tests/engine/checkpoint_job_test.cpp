@@ -27,13 +27,22 @@ using annal::engine::writable_file;
 using annal::testing::must;
 using annal::testing::store_fixture;
 
-// The POSIX file system, except that once armed every fdatasync of a
-// partition segment file (*.seg) fails with EIO.
-class failing_segment_sync final : public annal::testing::forwarding_file_system {
+// The POSIX file system, except that while armed every fdatasync of a
+// partition segment file (*.seg) fails with EIO, and that the next
+// `full_disk_writes` checkpoint file writes fail with ENOSPC.
+class faulty_disk final : public annal::testing::forwarding_file_system {
  public:
-  failing_segment_sync() : forwarding_file_system(posix_file_system()) {}
+  faulty_disk() : forwarding_file_system(posix_file_system()) {}
 
   std::atomic<bool> armed{false};
+  std::atomic<int> full_disk_writes{0};
+
+  std::error_code write_file(const std::string& path, std::span<const std::byte> data) override {
+    if (path.find(".ckpt") != std::string::npos && full_disk_writes.fetch_sub(1) > 0) {
+      return std::make_error_code(std::errc::no_space_on_device);
+    }
+    return base_.write_file(path, data);
+  }
 
   std::error_code open_writable(const std::string& path,
                                 std::unique_ptr<writable_file>& out) override {
@@ -79,7 +88,7 @@ class checkpoint_job_test : public store_fixture {
 
   std::string partition_dir() const { return options_.directory + "/partitions/00000"; }
 
-  failing_segment_sync fs_;
+  faulty_disk fs_;
 };
 
 TEST_F(checkpoint_job_test, the_partition_serves_while_its_checkpoint_is_written) {
@@ -159,6 +168,7 @@ TEST_F(checkpoint_job_test, a_segment_file_that_fails_to_sync_stops_writes) {
   EXPECT_EQ(written.err().code, errc::io_error);
   EXPECT_NE(written.err().message.find(".seg"), std::string::npos) << written.err().message;
 
+  EXPECT_FALSE(job.retryable());
   const auto finished = p.finish_checkpoint(std::move(job), written);
   ASSERT_FALSE(finished.ok());
   EXPECT_EQ(finished.err().code, errc::io_error);
@@ -168,6 +178,32 @@ TEST_F(checkpoint_job_test, a_segment_file_that_fails_to_sync_stops_writes) {
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.err().code, errc::io_error);
   EXPECT_EQ(read_forward("s")->events.size(), 10u) << "what was acknowledged is still read";
+}
+
+TEST_F(checkpoint_job_test, a_checkpoint_file_that_cannot_be_stored_is_retried_by_the_next) {
+  auto& p = partition_of("s");
+  append_each_synced("s", 10);
+  must(st().checkpoint_all(), "checkpoint");
+  append_each_synced("s", 5);
+  fs_.full_disk_writes = 1;
+  auto job = must(p.begin_checkpoint(), "begin");
+  const std::uint64_t sequence = job.sequence();
+  const auto written = job.write();
+  ASSERT_FALSE(written.ok());
+  EXPECT_EQ(written.err().code, errc::io_error);
+  EXPECT_TRUE(job.retryable());
+  EXPECT_FALSE(p.finish_checkpoint(std::move(job), written).ok());
+
+  // Nothing sticky: writes go on, and the next checkpoint takes the same
+  // place in the chain.
+  append_each_synced("s", 5);
+  auto retry = must(p.begin_checkpoint(), "begin again");
+  EXPECT_EQ(retry.sequence(), sequence);
+  must(retry.write(), "write");
+  must(p.finish_checkpoint(std::move(retry), {}), "finish");
+  crash_and_reopen();
+  EXPECT_EQ(st().recovery().replayed_records, 0u);
+  EXPECT_EQ(read_forward("s")->events.size(), 20u);
 }
 
 }  // namespace

@@ -70,6 +70,7 @@ TEST(prometheus_test, renders_every_counter_and_valid_histograms) {
   m.read_bytes = 500;
   m.sync_rounds = 4;
   m.checkpoints = 1;
+  m.checkpoint_failures = 2;
   m.connections_open = 2;
   m.connections_accepted = 9;
   m.http_requests = 11;
@@ -95,6 +96,7 @@ TEST(prometheus_test, renders_every_counter_and_valid_histograms) {
   EXPECT_EQ(s.at("annal_read_bytes_total"), 500);
   EXPECT_EQ(s.at("annal_sync_rounds_total"), 4);
   EXPECT_EQ(s.at("annal_checkpoints_total"), 1);
+  EXPECT_EQ(s.at("annal_checkpoint_failures_total"), 2);
   EXPECT_EQ(s.at("annal_connections_open"), 2);
   EXPECT_EQ(s.at("annal_connections_accepted_total"), 9);
   EXPECT_EQ(s.at("annal_http_requests_total"), 11);
