@@ -4,11 +4,12 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <utility>
 
 namespace annal::actors {
 
-checkpointer::checkpointer(node_metrics& metrics, go_fn go, done_fn done)
-    : metrics_(metrics), go_(std::move(go)), done_(std::move(done)) {}
+checkpointer::checkpointer(node_metrics& metrics, go_fn go, begun_fn begun, done_fn done)
+    : metrics_(metrics), go_(std::move(go)), begun_(std::move(begun)), done_(std::move(done)) {}
 
 checkpointer::~checkpointer() { stop(); }
 
@@ -34,10 +35,10 @@ void checkpointer::request(partition_id p) {
   cv_.notify_all();
 }
 
-void checkpointer::hand_over(job_ptr job) {
+void checkpointer::hand_over(engine::partition* part) {
   {
     std::lock_guard lock(mu_);
-    handed_ = std::move(job);
+    handed_ = part;
   }
   cv_.notify_all();
 }
@@ -54,11 +55,22 @@ void checkpointer::run() {
     go_(p);
     lock.lock();
     // The actor always answers, also while the node stops.
-    cv_.wait(lock, [this] { return handed_.has_value(); });
-    job_ptr job = std::move(*handed_);
-    handed_.reset();
-    if (!job) continue;
+    cv_.wait(lock, [this] { return handed_ != nullptr; });
+    engine::partition* part = std::exchange(handed_, nullptr);
     lock.unlock();
+
+    const auto encoding = std::chrono::steady_clock::now();
+    auto begun = part->begin_checkpoint();
+    metrics_.checkpoint_pause_seconds.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - encoding).count());
+    begun_(p);  // `part` is the actor's again
+    if (!begun) {
+      spdlog::error("partition {}: checkpoint failed: {}", p.value(), begun.err().message);
+      done_(p, nullptr, begun.err());
+      lock.lock();
+      continue;
+    }
+    auto job = std::make_shared<engine::checkpoint_job>(std::move(*begun));
 
     const auto started = std::chrono::steady_clock::now();
     auto written = job->write();

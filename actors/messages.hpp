@@ -109,7 +109,8 @@ struct stats_msg {
   reply_fn<partition_stats> reply;
 };
 
-// The checkpoint thread wrote the job handed to it (or failed to).
+// The checkpoint thread wrote the checkpoint (or failed to). `job` is nullptr
+// if it could not even begin.
 struct checkpoint_done_msg {
   std::shared_ptr<engine::checkpoint_job> job;
   std::optional<engine::error> failure;
@@ -174,6 +175,9 @@ using durable_atom = caf::atom_constant<caf::atom("durable")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 // The checkpoint thread is ready for this partition: hand it over.
 using checkpoint_go_atom = caf::atom_constant<caf::atom("ckpt_go")>;
+// The checkpoint thread encoded the partition's checkpoint: it is the actor's
+// again.
+using checkpoint_begun_atom = caf::atom_constant<caf::atom("ckpt_begun")>;
 // The earliest parked wait_msg is due: answer the expired ones.
 using wait_sweep_atom = caf::atom_constant<caf::atom("wait_sweep")>;
 

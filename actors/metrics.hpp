@@ -65,8 +65,8 @@ struct node_metrics {
   // Writing one partition checkpoint (its fsyncs); the partition serves
   // meanwhile.
   histogram checkpoint_seconds{latency_buckets()};
-  // What one checkpoint holds its partition up: encoding it, and applying it
-  // once written.
+  // What one checkpoint holds its partition up: encoding it (on the
+  // checkpoint thread).
   histogram checkpoint_pause_seconds{latency_buckets()};
 
   void count_error(engine::errc code) {

@@ -187,6 +187,9 @@ engine::status node::impl::open() {
   checkpoints_ = std::make_unique<checkpointer>(
       metrics,
       [this](partition_id p) { caf::anon_send(router_->at(p).actor, checkpoint_go_atom::value); },
+      [this](partition_id p) {
+        caf::anon_send(router_->at(p).actor, checkpoint_begun_atom::value);
+      },
       [this](partition_id p, checkpointer::job_ptr job, std::optional<engine::error> failure) {
         caf::anon_send(router_->at(p).actor,
                        checkpoint_done_msg{std::move(job), std::move(failure)});

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <utility>
 
+#include <caf/skip.hpp>
+
 namespace annal::actors {
 namespace {
 
@@ -403,32 +405,24 @@ void partition_actor::maybe_checkpoint() {
 }
 
 void partition_actor::begin_checkpoint() {
-  const auto started = std::chrono::steady_clock::now();
-  auto job = partition_.begin_checkpoint();
-  if (!job) {
-    spdlog::error("partition {}: checkpoint failed: {}", id_.value(), job.err().message);
-    context_.checkpoints->hand_over(nullptr);
-    checkpoint_requested_ = false;
-    checkpoint_failed_ = true;
-    return;
-  }
-  checkpoint_running_ = true;
-  context_.checkpoints->hand_over(std::make_shared<engine::checkpoint_job>(std::move(*job)));
-  checkpoint_begin_seconds_ =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  context_.checkpoints->hand_over(&partition_);
+  set_default_handler(caf::skip);
+  become(caf::keep_behavior, [this](checkpoint_begun_atom) {
+    set_default_handler(caf::print_and_drop);
+    unbecome();
+    checkpoint_running_ = true;
+  });
 }
 
 void partition_actor::finish_checkpoint(checkpoint_done_msg& m) {
-  const auto started = std::chrono::steady_clock::now();
-  engine::status written;
-  if (m.failure) written = *m.failure;
-  const bool retryable = m.job->retryable();
-  auto finished = partition_.finish_checkpoint(std::move(*m.job), std::move(written));
-  metrics_.checkpoint_pause_seconds.observe(
-      checkpoint_begin_seconds_ +
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   checkpoint_running_ = false;
   checkpoint_requested_ = false;
+  engine::status finished = m.failure ? engine::status{*m.failure} : engine::status{};
+  bool retryable = false;
+  if (m.job) {
+    retryable = m.job->retryable();
+    finished = partition_.finish_checkpoint(std::move(*m.job), std::move(finished));
+  }
   if (!finished) {
     metrics_.checkpoint_failures.fetch_add(1, std::memory_order_relaxed);
     if (!m.failure) {

@@ -37,9 +37,12 @@ struct partition_context {
 // write.
 //
 // Checkpoints: when checkpoint_due(), the actor asks the checkpoint thread
-// for a turn (checkpointer.hpp). On its turn it encodes the checkpoint
-// (partition::begin_checkpoint) and hands the job over; it serves on while
-// the thread writes it, and applies it on checkpoint_done_msg. A clear_msg
+// for a turn (checkpointer.hpp). On its turn it hands the partition over and
+// switches to a behavior that accepts only checkpoint_begun_atom, with skip
+// as the default handler, so every other message waits in the mailbox in
+// order while the thread encodes the checkpoint (no worker waits: a detached
+// actor would take a thread per partition). Then it serves while the thread
+// writes the checkpoint, and applies it on checkpoint_done_msg. A clear_msg
 // that comes meanwhile waits for that.
 //
 // Stop: drain_msg counts down once every earlier request is applied;
@@ -144,7 +147,6 @@ class partition_actor : public caf::event_based_actor {
   std::chrono::steady_clock::time_point checkpoint_retry_at_{};
   std::chrono::milliseconds checkpoint_backoff_ = k_first_checkpoint_retry;
   bool checkpoint_running_ = false;    // begun, not finished: no clear meanwhile
-  double checkpoint_begin_seconds_ = 0;  // what begin_checkpoint() took
   std::vector<clear_msg> clears_after_checkpoint_;
   bool checkpoint_failed_ = false;
   bool stopping_ = false;

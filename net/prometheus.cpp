@@ -108,7 +108,7 @@ std::string render_prometheus(const actors::node_metrics& m, std::string_view no
             "Time to write one partition checkpoint; its partition serves meanwhile.",
             m.checkpoint_seconds);
   histogram(out, "annal_checkpoint_pause_seconds",
-            "Time one partition checkpoint holds its partition up (encoding, applying).",
+            "Time one partition checkpoint holds its partition up (encoding it).",
             m.checkpoint_pause_seconds);
   return out;
 }

@@ -159,7 +159,9 @@ TEST_F(bad_input_test, truncated_frame_then_close_leaves_the_node_serving) {
   raw.half_close();
   // Either a malformed_request error or a plain close: never a hang.
   auto r = raw.next_response();
-  if (r) EXPECT_EQ(r->code, "malformed_request");
+  if (r) {
+    EXPECT_EQ(r->code, "malformed_request");
+  }
   expect_node_healthy();
 }
 
