@@ -112,16 +112,33 @@ TEST_P(node_checkpoint_test, checkpoints_under_load_lose_nothing) {
   }
 }
 
+// The partition whose checkpoint file `path` is (".../partitions/00003/..."),
+// or nullopt for other files.
+std::optional<partition_id> checkpoint_partition(const std::string& path) {
+  const std::string folder = "/partitions/";
+  const auto at = path.find(folder);
+  if (at == std::string::npos || path.find(".ckpt") == std::string::npos) return std::nullopt;
+  return partition_id{static_cast<std::uint32_t>(std::stoul(path.substr(at + folder.size(), 5)))};
+}
+
+// A node on `fs` that checkpoints a partition once it has 16 KiB of log.
+actors::node_options checkpointing_options(const temp_dir& dir, engine::file_system& fs) {
+  auto options = small_node_options(dir, engine::fsync_mode::always);
+  options.fs = &fs;
+  options.partition.checkpoint_bytes = 16u << 10;
+  return options;
+}
+
 // Holds every partition checkpoint file's write until release().
 class held_checkpoints final : public forwarding_file_system {
  public:
   held_checkpoints() : forwarding_file_system(engine::posix_file_system()) {}
 
   std::error_code write_file(const std::string& path, std::span<const std::byte> data) override {
-    if (path.find(".ckpt") != std::string::npos) {
+    if (auto p = checkpoint_partition(path)) {
       std::unique_lock lock(mu_);
       if (holding_) {
-        held_.push_back(path);
+        held_.push_back(*p);
         cv_.notify_all();
         cv_.wait_for(lock, k_reply_deadline, [this] { return !holding_; });
       }
@@ -135,10 +152,7 @@ class held_checkpoints final : public forwarding_file_system {
     if (!cv_.wait_for(lock, k_reply_deadline, [this] { return !held_.empty(); })) {
       return std::nullopt;
     }
-    // ".../partitions/00003/...": the number after the folder.
-    const std::string& path = held_.front();
-    const auto at = path.find("/partitions/") + std::string("/partitions/").size();
-    return partition_id{static_cast<std::uint32_t>(std::stoul(path.substr(at, 5)))};
+    return held_.front();
   }
   void release() {
     std::lock_guard lock(mu_);
@@ -150,7 +164,7 @@ class held_checkpoints final : public forwarding_file_system {
   std::mutex mu_;
   std::condition_variable cv_;
   bool holding_ = true;            // guarded by mu_
-  std::vector<std::string> held_;  // guarded by mu_
+  std::vector<partition_id> held_;  // guarded by mu_
 };
 
 // While a partition's checkpoint is being written (its file write held), the
@@ -159,9 +173,7 @@ class held_checkpoints final : public forwarding_file_system {
 TEST(node_checkpoint_in_progress_test, the_partition_serves_while_its_checkpoint_is_written) {
   temp_dir dir;
   held_checkpoints fs;
-  auto options = small_node_options(dir, engine::fsync_mode::always);
-  options.fs = &fs;
-  options.partition.checkpoint_bytes = 16u << 10;
+  const auto options = checkpointing_options(dir, fs);
   auto node = start_node(options);
   struct release_on_exit {
     held_checkpoints& fs;
@@ -231,18 +243,15 @@ class full_disk_once final : public forwarding_file_system {
   full_disk_once() : forwarding_file_system(engine::posix_file_system()) {}
 
   std::error_code write_file(const std::string& path, std::span<const std::byte> data) override {
-    const auto at = path.find("/partitions/");
-    if (at == std::string::npos || path.find(".ckpt") == std::string::npos) {
-      return base_.write_file(path, data);
-    }
-    const auto p = static_cast<std::uint32_t>(std::stoul(path.substr(at + 12, 5)));
+    const auto p = checkpoint_partition(path);
+    if (!p) return base_.write_file(path, data);
     std::lock_guard lock(mu_);
     if (!failed_) {
-      failed_ = partition_id{p};
+      failed_ = p;
       return std::make_error_code(std::errc::no_space_on_device);
     }
     auto ec = base_.write_file(path, data);
-    if (!ec && partition_id{p} == *failed_) ++stored_after_;
+    if (!ec && *p == *failed_) ++stored_after_;
     return ec;
   }
   std::optional<partition_id> failed() {
@@ -266,9 +275,7 @@ class full_disk_once final : public forwarding_file_system {
 TEST(node_checkpoint_retry_test, a_checkpoint_that_failed_to_store_its_file_is_retried) {
   temp_dir dir;
   full_disk_once fs;
-  auto options = small_node_options(dir, engine::fsync_mode::always);
-  options.fs = &fs;
-  options.partition.checkpoint_bytes = 16u << 10;
+  const auto options = checkpointing_options(dir, fs);
   auto node = start_node(options);
 
   // Each stream in its own partition, so that every partition fills up.

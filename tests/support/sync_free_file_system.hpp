@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/file_system.hpp"
+#include "tests/support/forwarding_file_system.hpp"
 
 // A file system on real files that never calls fsync/fdatasync: every sync
 // returns success at once. For long randomized crash and model tests that run
@@ -26,9 +27,9 @@
 // `base` must outlive it.
 namespace annal::testing {
 
-class sync_free_file_system final : public engine::file_system {
+class sync_free_file_system final : public forwarding_file_system {
  public:
-  explicit sync_free_file_system(engine::file_system& base) : base_(base) {}
+  explicit sync_free_file_system(engine::file_system& base) : forwarding_file_system(base) {}
 
   std::error_code open_writable(const std::string& path,
                                 std::unique_ptr<engine::writable_file>& out) override {
@@ -43,10 +44,6 @@ class sync_free_file_system final : public engine::file_system {
     if (auto ec = base_.open_writable_at(path, offset, file)) return ec;
     out = std::make_unique<writable>(std::move(file));
     return {};
-  }
-  std::error_code open_readable(const std::string& path,
-                                std::unique_ptr<engine::readable_file>& out) override {
-    return base_.open_readable(path, out);
   }
   // Replaces the file's content without syncing it or its directory.
   std::error_code write_file(const std::string& path, std::span<const std::byte> data) override {
@@ -66,15 +63,11 @@ class sync_free_file_system final : public engine::file_system {
     if (::close(fd) != 0) return {errno, std::generic_category()};
     return {};
   }
-  std::error_code read_file(const std::string& path, std::vector<std::byte>& out) override {
-    return base_.read_file(path, out);
-  }
   std::error_code truncate_file(const std::string& path, std::uint64_t size) override {
     std::error_code ec;
     std::filesystem::resize_file(path, size, ec);
     return ec;
   }
-  std::error_code remove_file(const std::string& path) override { return base_.remove_file(path); }
   std::error_code rename_file(const std::string& from, const std::string& to) override {
     if (::rename(from.c_str(), to.c_str()) != 0) return {errno, std::generic_category()};
     return {};
@@ -83,13 +76,6 @@ class sync_free_file_system final : public engine::file_system {
     std::error_code ec;
     std::filesystem::create_directories(path, ec);
     return ec;
-  }
-  std::error_code list_files(const std::string& path, std::vector<std::string>& names) override {
-    return base_.list_files(path, names);
-  }
-  bool exists(const std::string& path) override { return base_.exists(path); }
-  std::error_code file_size(const std::string& path, std::uint64_t& size) override {
-    return base_.file_size(path, size);
   }
   std::error_code sync_directory(const std::string& path) override {
     return base_.exists(path) ? std::error_code{}
@@ -113,8 +99,6 @@ class sync_free_file_system final : public engine::file_system {
    private:
     std::unique_ptr<engine::writable_file> file_;
   };
-
-  engine::file_system& base_;
 };
 
 }  // namespace annal::testing
