@@ -33,10 +33,11 @@ struct checkpointed_stream {
 };
 
 // A partition checkpoint between partition::begin_checkpoint(), which encodes
-// it on the owner, and partition::finish_checkpoint(), which applies it there.
-// In between, write() makes it durable on any thread while the owner goes on
-// serving: the partition waits only for the encoding and the bookkeeping, not
-// for the fsyncs (docs/storage.md, "Checkpoints").
+// it, and partition::finish_checkpoint(), which applies it; both run where
+// the partition is owned at the time. In between, write() makes it durable on
+// any thread while the owner goes on serving: the partition waits only for
+// the encoding and the bookkeeping, not for the fsyncs (docs/storage.md,
+// "Checkpoints").
 class checkpoint_job {
  public:
   // In this order: a node-log round that fdatasyncs (so that the node-log
@@ -52,7 +53,6 @@ class checkpoint_job {
   // False when the node log or a segment file failed to sync (sticky).
   bool retryable() const { return reached_ == step::file || reached_ == step::release; }
 
-  partition_id partition() const { return partition_; }
   std::uint64_t sequence() const { return sequence_; }
   bool delta() const { return delta_; }
   std::size_t bytes() const { return bytes_.size(); }

@@ -211,8 +211,9 @@ class partition {
   // acknowledged and advance_durable() told so); the node log attached; no
   // checkpoint in progress.
   // Errors: invalid_argument, with nothing changed, when a write is pending,
-  // a checkpoint is in progress or there is no node log; io_error with nothing changed when the node-log
-  // round or the first checkpoint's write fails. An io_error once the first
+  // a checkpoint is in progress or there is no node log; io_error with
+  // nothing changed when the node-log round or the first checkpoint's write
+  // fails. An io_error once the first
   // empty checkpoint may be on disk, or while removing segment files, is
   // sticky: the partition then refuses every write, shipped batch,
   // checkpoint and clear (reads see the old partition, or the empty one once

@@ -303,7 +303,8 @@ TEST(node_checkpoint_retry_test, a_checkpoint_that_failed_to_store_its_file_is_r
     }
   }
   ASSERT_TRUE(fs.failed().has_value());
-  EXPECT_GE(fs.stored_after(), 2) << "partition " << fs.failed()->value() << " never checkpointed again";
+  EXPECT_GE(fs.stored_after(), 2)
+      << "partition " << fs.failed()->value() << " never checkpointed again";
   EXPECT_EQ(node->metrics().checkpoint_failures.load(), 1u);
   node->stop();
 
