@@ -9,13 +9,9 @@ status checkpoint_job::write() {
     if (!synced) return synced.err();
   }
   reached_ = step::segments;
-  if (auto s = segments_.run(); !s) {
-    segment_failure_ = s.err();
-    return s;
-  }
+  if (auto s = segments_.run(); !s) return s;
   reached_ = step::file;
   if (auto s = store_checkpoint(*fs_, dir_, sequence_, bytes_, keep_from_); !s) return s;
-  written_ = true;
   reached_ = step::release;
   if (wal_) {
     if (auto s = wal_->release(partition_, release_before_); !s) return s;

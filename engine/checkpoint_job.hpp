@@ -85,12 +85,10 @@ class checkpoint_job {
   std::uint32_t stream_count_ = 0;
   std::uint64_t ids_inserted_ = 0;
 
-  // How far write() got: the step it failed at, or done.
+  // How far write() got: the step it failed at, or done. Past file, the
+  // checkpoint is stored.
   enum class step { node_log, segments, file, release, done };
   step reached_ = step::node_log;
-  // write() failed at the segment files: the log must count as failed.
-  std::optional<error> segment_failure_;
-  bool written_ = false;
 };
 
 }  // namespace annal::engine

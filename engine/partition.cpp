@@ -1000,8 +1000,9 @@ result<checkpoint_job> partition::begin_checkpoint() {
 
 status partition::finish_checkpoint(checkpoint_job job, status written) {
   checkpoint_in_progress_ = false;
-  if (job.segment_failure_) return log_->fail_sync(*job.segment_failure_);
-  if (!job.written_) return written;
+  using step = checkpoint_job::step;
+  if (!written && job.reached_ == step::segments) return log_->fail_sync(written.err());
+  if (job.reached_ < step::release) return written;
 
   checkpoint_sequence_ = job.sequence_;
   if (job.delta_) {
