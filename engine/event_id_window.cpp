@@ -38,7 +38,7 @@ std::size_t event_id_window::probe(std::uint32_t hash, Match matches) const {
 
 std::size_t event_id_window::find_bucket(const event_id& id, std::uint32_t hash) const {
   return probe(hash, [&](std::uint64_t bucket) {
-    return hash_in(bucket) == hash && ring_[position_of(bucket)].id == id;
+    return hash_in(bucket) == hash && same_event_id(ring_[position_of(bucket)].id, id);
   });
 }
 
@@ -82,12 +82,11 @@ void event_id_window::insert(const event_id& id, entry where) {
   if (count_ == ring_.size()) {
     pos = head_;
     if (const std::size_t old = bucket_of_position(pos); old != k_npos) erase_bucket(old);
-    head_ = (head_ + 1) % ring_.size();
+    head_ = wrap(head_ + 1);
     // The evictions to come probe random buckets: start loading one early.
-    __builtin_prefetch(
-        &buckets_[home_of(ring_[(pos + k_evict_prefetch) % ring_.size()].hash)]);
+    __builtin_prefetch(&buckets_[home_of(ring_[wrap(pos + k_evict_prefetch)].hash)]);
   } else {
-    pos = (head_ + count_) % ring_.size();
+    pos = wrap(head_ + count_);
     ++count_;
   }
   ring_[pos] = ring_slot{id, hash, where};

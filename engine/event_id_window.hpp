@@ -74,6 +74,8 @@ class event_id_window {
   static constexpr std::uint64_t k_empty = ~std::uint64_t{0};
 
   std::size_t home_of(std::uint32_t hash) const { return hash & mask_; }
+  // `pos` taken into the ring; divides only when it is past the end.
+  std::size_t wrap(std::size_t pos) const { return pos < ring_.size() ? pos : pos % ring_.size(); }
   // The first bucket on `hash`'s probe chain for which `matches(bucket)`, or
   // npos once the chain ends.
   template <class Match>

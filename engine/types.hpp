@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +25,17 @@ using timestamp_us = std::int64_t;
 
 // A 16-byte event id (a UUID).
 using event_id = std::array<std::uint8_t, 16>;
+
+// `a == b` in two word compares; std::array's == calls memcmp, which the hot
+// paths (batch validation, the id window) would pay per event.
+inline bool same_event_id(const event_id& a, const event_id& b) {
+  std::uint64_t a0, a1, b0, b1;
+  std::memcpy(&a0, a.data(), 8);
+  std::memcpy(&a1, a.data() + 8, 8);
+  std::memcpy(&b0, b.data(), 8);
+  std::memcpy(&b1, b.data() + 8, 8);
+  return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
 
 }  // namespace annal
 
