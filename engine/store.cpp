@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "engine/file_names.hpp"
+#include "engine/frame_stream.hpp"
 #include "engine/log_scanner.hpp"
 #include "engine/partitioning.hpp"
 #include "engine/store_meta.hpp"
@@ -147,6 +148,7 @@ status store::recover() {
   };
 
   std::vector<std::byte> unsalted;  // a replayed frame with its plain CRC
+  std::vector<std::byte> frame_buffer;  // reused by visit_valid_frames
   for (std::size_t si = 0; si < segments.size(); ++si) {
     auto& seg = segments[si];
     const bool last = si + 1 == segments.size();
@@ -165,14 +167,6 @@ status store::recover() {
     }
     if (seg.base.value() + seg.bytes <= replay_from && !last) continue;
 
-    std::span<const std::byte> bytes;
-    std::shared_ptr<const void> keep_bytes;
-    if (auto s = load_whole_file(fs, path, seg.bytes, bytes, keep_bytes); !s) return s;
-    // The last segment's records end where its written bytes do, unless the
-    // scan below finds a clean end or a torn tail first.
-    if (last) seg.bytes = written_end(bytes, 0);
-    std::uint64_t from =
-        replay_from > seg.base.value() ? std::min(replay_from - seg.base.value(), seg.bytes) : 0;
     const auto visit = [&](std::span<const std::byte> frame, std::uint64_t offset) -> status {
       ++recovery_.node_log_records;
       const auto header = log_format::decode_header(frame);
@@ -200,6 +194,35 @@ status store::recover() {
       }
       return {};
     };
+    const auto first_needed = [&] {
+      return replay_from > seg.base.value() ? std::min(replay_from - seg.base.value(), seg.bytes)
+                                            : 0;
+    };
+    std::uint64_t from = 0;
+    if (!last) {
+      // Read through one buffer while every record is valid; a problem (or
+      // the last segment, whose written end is found from its tail) takes the
+      // whole-file scan below.
+      from = first_needed();
+      std::unique_ptr<readable_file> file;
+      if (auto ec = fs.open_readable(path, file)) return io_failure("open", path, ec);
+      auto valid = visit_valid_frames(*file, seg.bytes, from, salt, frame_buffer, visit);
+      if (!valid) {
+        fail_from(seg.base.value(), valid.err());
+        continue;
+      }
+      if (*valid == seg.bytes) continue;
+      from = *valid;
+    }
+    std::span<const std::byte> bytes;
+    std::shared_ptr<const void> keep_bytes;
+    if (auto s = load_whole_file(fs, path, seg.bytes, bytes, keep_bytes); !s) return s;
+    if (last) {
+      // The last segment's records end where its written bytes do, unless
+      // the scan below finds a clean end or a torn tail first.
+      seg.bytes = written_end(bytes, 0);
+      from = first_needed();
+    }
     for (;;) {
       auto outcome = scan_frames(bytes, from, visit, tail, salt);
       if (!outcome) {

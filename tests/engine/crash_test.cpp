@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -20,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/file_names.hpp"
 #include "engine/partitioning.hpp"
 #include "engine/store.hpp"
 #include "engine/verify.hpp"
@@ -701,12 +703,15 @@ TEST(crash_test, checkpoint_under_fsync_none_leaves_no_node_log_gap_after_power_
   expect_verified(fs, options.directory);
 }
 
-TEST(crash_test, bit_flip_mid_log_is_refused_with_file_and_offset) {
+// Damages a record of partition 0 in the middle of the node log, in its first
+// segment of `node_log_segment_bytes`: the last segment when that is large,
+// a sealed one (read through visit_valid_frames first) when it is small.
+void check_bit_flip_mid_log_is_refused(std::uint64_t node_log_segment_bytes) {
   temp_dir dir;
   fault_injection_file_system fs(engine::posix_file_system());
   manual_clock clock;
   auto options = small_store_options(dir.path(), fs, clock);
-  options.node_log.segment_bytes = 64u << 20;       // one node-log segment
+  options.node_log.segment_bytes = node_log_segment_bytes;
   options.partition.log.segment_bytes = 64u << 20;  // one segment per partition
   std::vector<std::string> streams;
   for (std::uint32_t p = 0; p < k_partitions; ++p) streams.push_back(stream_in(p, "flip"));
@@ -741,6 +746,15 @@ TEST(crash_test, bit_flip_mid_log_is_refused_with_file_and_offset) {
   }  // crash
   const std::string wal = node_log_file(options, 0);
   ASSERT_FALSE(fs.flip_bit(wal, damaged_at + engine::log_format::k_header_size + 8, 3));
+  std::uint64_t segment_count = 0;
+  for (const auto& f : std::filesystem::directory_iterator(options.directory + "/node-log")) {
+    if (f.path().extension() == engine::k_node_log_suffix) ++segment_count;
+  }
+  if (node_log_segment_bytes < (1u << 20)) {
+    ASSERT_GE(segment_count, 2u) << "the damaged segment should be sealed";
+  } else {
+    ASSERT_EQ(segment_count, 1u);
+  }
 
   {
     auto st = must(engine::store::open(options), "open");
@@ -767,6 +781,14 @@ TEST(crash_test, bit_flip_mid_log_is_refused_with_file_and_offset) {
   }
   const auto report = engine::verify_store(fs, options.directory);
   EXPECT_FALSE(report.ok());
+}
+
+TEST(crash_test, bit_flip_mid_log_is_refused_with_file_and_offset) {
+  check_bit_flip_mid_log_is_refused(64u << 20);
+}
+
+TEST(crash_test, bit_flip_in_a_sealed_node_log_segment_is_refused_with_file_and_offset) {
+  check_bit_flip_mid_log_is_refused(2u << 10);
 }
 
 TEST(crash_test, bit_flip_in_checkpointed_segment_fails_the_read_with_file_and_offset) {
