@@ -1,5 +1,7 @@
 #include "engine/checkpoint_job.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace annal::engine {
 
 status checkpoint_job::write() {
@@ -17,6 +19,14 @@ status checkpoint_job::write() {
     if (auto s = wal_->release(partition_, release_before_); !s) return s;
   }
   reached_ = step::done;
+  for (const auto& path : removable_files_) {
+    spdlog::info("partition {}: removing {}: every event in it is past retention",
+                 partition_.value(), path);
+    if (auto ec = fs_->remove_file(path)) {
+      spdlog::error("partition {}: removing {}: {} (retried when the partition opens)",
+                    partition_.value(), path, ec.message());
+    }
+  }
   return {};
 }
 

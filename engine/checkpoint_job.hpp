@@ -45,7 +45,10 @@ class checkpoint_job {
   // segment files written since the last checkpoint, the checkpoint file
   // (stored durably; files older than the previous checkpoint's chain
   // removed), and the release of the node log before the previous
-  // checkpoint's position. Stops at the first error. Blocking; call once.
+  // checkpoint's position. Stops at the first error. Then removes the
+  // segment files retention emptied; a removal that fails is logged, and the
+  // file is removed when the partition next opens (no checkpoint lists it).
+  // Blocking; call once.
   status write();
   // After a failed write(): whether a later checkpoint may succeed. True when
   // storing the checkpoint file or releasing the node log failed (a full
@@ -76,7 +79,10 @@ class checkpoint_job {
   node_log_position node_position_{};
   node_log_position release_before_{};  // the previous checkpoint's position
   std::vector<partition_log::segment_info> listed_;
-  std::vector<lsn> removable_;  // segments past retention, unlisted
+  // Segments past retention that neither this checkpoint nor the one before
+  // lists: write() removes their files, finish_checkpoint() forgets them.
+  std::vector<lsn> removable_;
+  std::vector<std::string> removable_files_;
 
   // What it holds of the streams and ids, for the next delta: of every
   // stream (a full checkpoint), or of the changed ones (a delta), numbered

@@ -963,11 +963,21 @@ result<checkpoint_job> partition::begin_checkpoint() {
   if (!segments) return segments.err();
   job.segments_ = std::move(*segments);
 
-  job.removable_ = removable_segments();
+  const std::vector<lsn> past_retention = removable_segments();
   for (const auto& seg : log_->segments()) {
-    if (!std::binary_search(job.removable_.begin(), job.removable_.end(), seg.base)) {
+    if (!std::binary_search(past_retention.begin(), past_retention.end(), seg.base)) {
       job.listed_.push_back(seg);
     }
+  }
+  // Files the previous checkpoint lists stay until the next one, so that it
+  // remains a valid fallback.
+  for (lsn base : past_retention) {
+    if (std::binary_search(previous_checkpoint_segments_.begin(),
+                           previous_checkpoint_segments_.end(), base.value())) {
+      continue;
+    }
+    job.removable_.push_back(base);
+    job.removable_files_.push_back(log_->path_of(base));
   }
   job.partition_ = id_;
   job.fs_ = &fs_;
@@ -1029,16 +1039,8 @@ status partition::finish_checkpoint(checkpoint_job job, status written) {
   checkpointed_ids_ = job.ids_inserted_;
   if (wal_) advance_durable(job.node_position_);
 
-  // Files the previous checkpoint lists stay until the next one, so that it
-  // remains a valid fallback.
   for (lsn base : job.removable_) {
-    if (std::binary_search(previous_checkpoint_segments_.begin(),
-                           previous_checkpoint_segments_.end(), base.value())) {
-      continue;
-    }
-    spdlog::info("partition {}: removing segment at lsn {}: every event in it is past retention",
-                 id_.value(), base.value());
-    if (auto s = log_->remove_segment(base); !s) return s;
+    if (auto s = log_->forget_segment(base); !s) return s;
   }
   previous_checkpoint_segments_.clear();
   for (const auto& seg : job.listed_) previous_checkpoint_segments_.push_back(seg.base.value());

@@ -361,7 +361,7 @@ result<std::vector<record_ref>> partition_log::read_from(lsn from, std::size_t m
   return records;
 }
 
-status partition_log::remove_segment(lsn base) {
+status partition_log::forget_segment(lsn base) {
   auto it = std::find_if(segments_.begin(), segments_.end(),
                          [&](const segment_info& s) { return s.base == base; });
   if (it == segments_.end() || it + 1 == segments_.end()) {
@@ -370,13 +370,11 @@ status partition_log::remove_segment(lsn base) {
                              partition_.value(), base.value())};
   }
   const auto index = static_cast<std::size_t>(it - segments_.begin());
-  const std::string path = path_of(base);
   if (last_chunk_.bytes && last_chunk_.base >= base && last_chunk_.base < (it + 1)->base) {
     last_chunk_ = {};
   }
   segments_.erase(it);
   readers_.erase(readers_.begin() + static_cast<std::ptrdiff_t>(index));
-  if (auto ec = fs_.remove_file(path)) return io_failure("remove", path, ec);
   directory_dirty_ = true;
   return {};
 }

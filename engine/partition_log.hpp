@@ -112,9 +112,13 @@ class partition_log {
   // first record returned may start after `from`.
   result<std::vector<record_ref>> read_from(lsn from, std::size_t max_bytes);
 
-  // Removes the sealed segment starting at `base`. Requires: it is not the
+  // Drops the sealed segment starting at `base` from the log; its file stays
+  // for the caller to remove (a checkpoint job does, off the owner's thread).
+  // The next begin_sync() syncs the directory. Requires: it is not the
   // segment that end() lies in.
-  status remove_segment(lsn base);
+  status forget_segment(lsn base);
+  // The file of the segment starting at `base`.
+  std::string path_of(lsn base) const;
 
   // Drops every record: afterwards the log is empty at lsn 0, like a new one,
   // and the next append starts a segment at lsn 0. Removes every segment file
@@ -151,7 +155,6 @@ class partition_log {
   partition_log(file_system& fs, std::string dir, partition_id partition,
                 partition_log_options options);
 
-  std::string path_of(lsn base) const;
   // Index of the segment holding `at`, or npos if `at` is in a removed range.
   std::size_t segment_index(lsn at) const;
   status start_segment(lsn base);

@@ -2,6 +2,7 @@
 // lose nothing, and a reopened store replays only what came after them.
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <condition_variable>
 #include <future>
@@ -318,6 +319,74 @@ TEST(node_checkpoint_retry_test, a_checkpoint_that_failed_to_store_its_file_is_r
     ASSERT_TRUE(info->last_version.has_value());
     EXPECT_EQ(info->last_version->value() + 1, acknowledged[s]) << streams[s];
   }
+}
+
+// Records the name of the thread that removes each partition segment file.
+class recorded_segment_removals final : public forwarding_file_system {
+ public:
+  recorded_segment_removals() : forwarding_file_system(engine::posix_file_system()) {}
+
+  std::error_code remove_file(const std::string& path) override {
+    if (path.find("/partitions/") != std::string::npos && path.ends_with(".seg")) {
+      char name[16] = {};
+      pthread_getname_np(pthread_self(), name, sizeof name);
+      std::lock_guard lock(mu_);
+      threads_.emplace_back(name);
+    }
+    return base_.remove_file(path);
+  }
+  std::vector<std::string> threads() {
+    std::lock_guard lock(mu_);
+    return threads_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> threads_;  // guarded by mu_
+};
+
+// Segments that retention emptied are removed by the checkpoint thread, not
+// by the partition's actor (an unlink of a large file takes milliseconds, and
+// the actor's worker serves every partition).
+TEST(node_retention_test, emptied_segments_are_removed_beside_the_partition) {
+  temp_dir dir;
+  recorded_segment_removals fs;
+  auto options = checkpointing_options(dir, fs);
+  options.partition.log.segment_bytes = 8u << 10;
+  auto node = start_node(options);
+
+  const std::string stream = "kept-short";
+  engine::stream_metadata metadata;
+  metadata.max_count = 4;
+  const std::string data(1000, 'r');
+  std::uint64_t appended = 0;
+  const auto deadline = std::chrono::steady_clock::now() + k_reply_deadline;
+  while (fs.threads().size() < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::vector<engine::event_input> events(4, engine::event_input{{}, "load", data, {}});
+    auto reply = await_reply<actors::append_reply>([&](auto r) {
+      node->handler().append(append_of(stream, expected_version::any(), std::move(events)),
+                             std::move(r));
+    });
+    ASSERT_TRUE(reply.ok()) << reply.err().message;
+    appended += 4;
+    if (appended == 4) {
+      auto set = await_reply<actors::write_reply>([&](auto r) {
+        node->handler().set_metadata(stream, metadata, std::move(r));
+      });
+      ASSERT_TRUE(set.ok()) << set.err().message;
+    }
+  }
+  const auto threads = fs.threads();
+  ASSERT_GE(threads.size(), 3u) << "retention removed no segment files";
+  for (const auto& name : threads) EXPECT_EQ(name, "annal-checkpt");
+
+  auto page = await_reply<engine::read_page>([&](auto r) {
+    node->handler().read(actors::read_request{stream, stream_version{0}}, std::move(r));
+  });
+  ASSERT_TRUE(page.ok()) << page.err().message;
+  ASSERT_EQ(page->events.size(), 4u);
+  EXPECT_EQ(page->events.front().version.value(), appended - 4);
+  node->stop();
 }
 
 INSTANTIATE_TEST_SUITE_P(fsync, node_checkpoint_test,

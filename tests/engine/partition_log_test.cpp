@@ -450,14 +450,16 @@ TEST_F(partition_log_test, bit_flip_in_a_length_field_is_reported_not_trusted) {
   EXPECT_NE(r.err().message.find("offset 128"), std::string::npos) << r.err().message;
 }
 
-TEST_F(partition_log_test, remove_segment_deletes_its_file_and_reads_in_it_are_invalid_argument) {
+TEST_F(partition_log_test, forget_segment_leaves_its_file_and_reads_in_it_are_invalid_argument) {
   auto log = open(small_segments(1));
   append_frames(*log, 10);
   ASSERT_TRUE(log->sync().ok());
 
-  ASSERT_TRUE(log->remove_segment(lsn{256}).ok());
+  EXPECT_EQ(log->path_of(lsn{256}), dir_.file(seg(256)));
+  ASSERT_TRUE(log->forget_segment(lsn{256}).ok());
   EXPECT_EQ(log->segment_bases(), (std::vector<std::uint64_t>{0, 512}));
-  EXPECT_FALSE(posix_file_system().exists(dir_.file(seg(256))));
+  EXPECT_TRUE(posix_file_system().exists(dir_.file(seg(256))))
+      << "the caller removes the file (a checkpoint job, off the owner's thread)";
   EXPECT_EQ(log->begin(), lsn{0});
   EXPECT_EQ(log->end(), lsn{640});
 
@@ -480,16 +482,16 @@ TEST_F(partition_log_test, remove_segment_deletes_its_file_and_reads_in_it_are_i
   ASSERT_EQ(from_gap->size(), 1u);
   EXPECT_EQ((*from_gap)[0].header.position, lsn{512}) << "the first record after the gap";
 
-  ASSERT_TRUE(log->remove_segment(lsn{0}).ok());
+  ASSERT_TRUE(log->forget_segment(lsn{0}).ok());
   EXPECT_EQ(log->begin(), lsn{512});
-  EXPECT_EQ(files_in(dir_.path()), std::vector<std::string>{"00000000000000000512.seg"});
+  EXPECT_EQ(log->segment_bases(), (std::vector<std::uint64_t>{512}));
 }
 
-TEST_F(partition_log_test, removing_the_active_or_an_unknown_segment_is_refused) {
+TEST_F(partition_log_test, forgetting_the_active_or_an_unknown_segment_is_refused) {
   auto log = open(small_segments(1));
   append_frames(*log, 10);
   for (std::uint64_t base : {512, 100, 1024}) {
-    const auto s = log->remove_segment(lsn{base});
+    const auto s = log->forget_segment(lsn{base});
     ASSERT_FALSE(s.ok()) << base;
     EXPECT_EQ(s.err().code, errc::invalid_argument) << base;
   }
@@ -503,14 +505,16 @@ TEST_F(partition_log_test, reopen_with_a_gap_left_by_retention_reads_around_it) 
   {
     auto log = open(small_segments(1));
     append_frames(*log, 10);
-    ASSERT_TRUE(log->remove_segment(lsn{0}).ok());
-    ASSERT_TRUE(log->remove_segment(lsn{256}).ok());
+    ASSERT_TRUE(log->forget_segment(lsn{0}).ok());
+    ASSERT_TRUE(log->forget_segment(lsn{256}).ok());
     ASSERT_TRUE(log->sync().ok());
     listed = log->segments();
     end = log->end();
   }
   auto log = open(small_segments(1), end, listed);
   EXPECT_EQ(log->begin(), lsn{512});
+  EXPECT_EQ(files_in(dir_.path()), std::vector<std::string>{"00000000000000000512.seg"})
+      << "open removes the files of forgotten segments that were left behind";
   auto all = log->read_from(lsn{0}, 1 << 20);
   ASSERT_TRUE(all.ok()) << all.err().message;
   ASSERT_EQ(all->size(), 2u);

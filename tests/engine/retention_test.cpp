@@ -103,6 +103,31 @@ TEST_F(retention_test, first_checkpoint_removes_at_once_when_no_previous_checkpo
   EXPECT_EQ(readable(id), range(30, 40));
 }
 
+// The job removes the files on its own thread; the owner forgets the
+// segments when it finishes the checkpoint.
+TEST_F(retention_test, the_checkpoint_job_removes_emptied_files_and_finish_forgets_them) {
+  const std::uint64_t id = append_each_synced(stream_, 40);
+  set({.truncate_before = 30});
+  auto& p = partition_of(stream_);
+  const auto files_before = segments();
+  const auto listed_before = p.log().segments().size();
+  ASSERT_EQ(listed_before, files_before.size());
+
+  auto job = must(p.begin_checkpoint(), "begin_checkpoint");
+  EXPECT_EQ(segments(), files_before) << "begin removes nothing";
+  ASSERT_TRUE(job.write().ok());
+  const auto files_after = segments();
+  EXPECT_LT(files_after.size(), files_before.size()) << "write() removes the emptied files";
+  EXPECT_EQ(p.log().segments().size(), listed_before) << "the owner lists them until finish";
+
+  ASSERT_TRUE(p.finish_checkpoint(std::move(job), {}).ok());
+  EXPECT_EQ(p.log().segments().size(), files_after.size());
+  EXPECT_EQ(readable(id), range(30, 40));
+  crash_and_reopen();
+  EXPECT_EQ(segments(), files_after);
+  EXPECT_EQ(readable(id), range(30, 40));
+}
+
 TEST_F(retention_test, max_count_retention_removes_old_segments) {
   const std::uint64_t id = append_each_synced(stream_, 40);
   checkpoint();
