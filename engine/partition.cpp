@@ -1039,8 +1039,12 @@ status partition::finish_checkpoint(checkpoint_job job, status written) {
   checkpointed_ids_ = job.ids_inserted_;
   if (wal_) advance_durable(job.node_position_);
 
-  for (lsn base : job.removable_) {
-    if (auto s = log_->forget_segment(base); !s) return s;
+  // Forget the segments whose files write() removed. If it stopped first (a
+  // failed release), they stay, and the next checkpoint removes them.
+  if (job.reached_ == step::done) {
+    for (lsn base : job.removable_) {
+      if (auto s = log_->forget_segment(base); !s) return s;
+    }
   }
   previous_checkpoint_segments_.clear();
   for (const auto& seg : job.listed_) previous_checkpoint_segments_.push_back(seg.base.value());

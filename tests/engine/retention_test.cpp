@@ -5,9 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
 #include <vector>
 
+#include "tests/support/forwarding_file_system.hpp"
 #include "tests/support/store_fixture.hpp"
 
 namespace {
@@ -126,6 +128,75 @@ TEST_F(retention_test, the_checkpoint_job_removes_emptied_files_and_finish_forge
   crash_and_reopen();
   EXPECT_EQ(segments(), files_after);
   EXPECT_EQ(readable(id), range(30, 40));
+}
+
+// While armed, the node log cannot release its segments: removing them or
+// keeping them as spares (a rename) fails with EIO.
+class failing_release final : public annal::testing::forwarding_file_system {
+ public:
+  failing_release() : forwarding_file_system(annal::engine::posix_file_system()) {}
+
+  std::atomic<bool> armed{false};
+
+  std::error_code remove_file(const std::string& path) override {
+    if (armed && path.find("/node-log/") != std::string::npos) {
+      return std::make_error_code(std::errc::io_error);
+    }
+    return base_.remove_file(path);
+  }
+  std::error_code rename_file(const std::string& from, const std::string& to) override {
+    if (armed && from.find("/node-log/") != std::string::npos) {
+      return std::make_error_code(std::errc::io_error);
+    }
+    return base_.rename_file(from, to);
+  }
+};
+
+// One partition and small node-log segments, so that a checkpoint releases
+// node-log segments; the file system outlives every store.
+class retention_release_test : public retention_test {
+ protected:
+  retention_release_test() {
+    options_.partition_count = 1;
+    options_.node_log.segment_bytes = 4u << 10;
+    options_.fs = &fs();
+  }
+  static failing_release& fs() {
+    static failing_release instance;
+    return instance;
+  }
+  // `rounds` group-commit rounds of 10 events each; the id of the first.
+  std::uint64_t append_rounds(int rounds) {
+    const std::uint64_t first = append_each_synced(stream_, 10);
+    for (int i = 1; i < rounds; ++i) append_each_synced(stream_, 10);
+    return first;
+  }
+};
+
+TEST_F(retention_release_test, files_kept_by_a_failed_release_go_at_the_next_checkpoint) {
+  const std::uint64_t id = append_rounds(4);
+  checkpoint();  // lists every segment
+  append_rounds(4);
+  set({.truncate_before = 30});
+  checkpoint();  // the one before still lists them: kept
+  append_rounds(4);
+  const auto before = segments();
+
+  auto& p = partition_of(stream_);
+  auto job = must(p.begin_checkpoint(), "begin_checkpoint");
+  fs().armed = true;
+  const auto written = job.write();
+  fs().armed = false;
+  ASSERT_FALSE(written.ok()) << "the node log's release should have failed";
+  EXPECT_TRUE(job.retryable());
+  EXPECT_FALSE(p.finish_checkpoint(std::move(job), written).ok());
+  EXPECT_EQ(segments(), before) << "write() stopped before removing files";
+
+  checkpoint();
+  const auto after = segments();
+  EXPECT_LT(after.size(), before.size()) << "the next checkpoint removes what the failed one kept";
+  EXPECT_EQ(after.back(), before.back());
+  EXPECT_EQ(readable(id), range(30, 120));
 }
 
 TEST_F(retention_test, max_count_retention_removes_old_segments) {
