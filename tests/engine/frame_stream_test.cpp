@@ -23,7 +23,6 @@ using annal::engine::errc;
 using annal::engine::posix_file_system;
 using annal::engine::readable_file;
 using annal::engine::scan_frames;
-using annal::engine::scan_outcome;
 using annal::engine::segment_tail;
 using annal::engine::status;
 using annal::engine::visit_valid_frames;
